@@ -1,0 +1,50 @@
+# silt — see README.md. Every target does what its name says.
+SHELL := /bin/bash
+GO    ?= go
+# Where test dependencies built from source (the MinIO server) are cached,
+# outside the repository so a fresh clone reuses them.
+SILT_CACHE ?= $(HOME)/.cache/silt
+export SILT_CACHE
+
+.PHONY: run build test test-deps fuzz bench lint clean
+
+## run: start a single-node silt with embedded defaults on 127.0.0.1:9092
+run:
+	$(GO) run ./cmd/silt dev
+
+## build: build bin/silt
+build:
+	$(GO) build -o bin/silt ./cmd/silt
+
+## test-deps: install what the tests need (Postgres, MinIO, kcat, kafkajs, ...)
+test-deps:
+	./tests/install-deps.sh
+
+## test: install test dependencies, then run every test with -race
+test: test-deps
+	$(GO) vet ./...
+	$(GO) test -race -count=1 -timeout 25m ./...
+	$(MAKE) fuzz FUZZTIME=10s
+
+## fuzz: run every fuzz target (FUZZTIME each, default 2m)
+FUZZTIME ?= 2m
+fuzz:
+	@for spec in $$(grep -rl --include='*_test.go' '^func Fuzz' . | xargs -n1 dirname | sort -u); do \
+	  for f in $$(grep -h '^func Fuzz' $$spec/*_test.go | sed 's/func \(Fuzz[A-Za-z0-9_]*\).*/\1/'); do \
+	    echo "fuzz $$spec $$f ($(FUZZTIME))"; \
+	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) $$spec || exit 1; \
+	  done; \
+	done
+
+## bench: run the benchmarks
+bench: test-deps
+	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## lint: gofmt, go vet, golangci-lint when installed
+lint:
+	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
+	$(GO) vet ./...
+	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi
+
+clean:
+	rm -rf bin silt-data

@@ -1,0 +1,35 @@
+package agent
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// api is one Kafka API this agent implements: the versions it accepts and
+// its handler. ApiVersions is built from this table and nothing else, so
+// what is advertised is what is implemented.
+type api struct {
+	key      int16
+	min, max int16
+	// handle answers one decoded request. A nil response sends nothing
+	// (Produce with acks=0). An error closes the connection: it is kept for
+	// violations Kafka also answers that way.
+	handle func(a *Agent, ctx context.Context, r *request) (kmsg.Response, error)
+}
+
+// apis lists every implemented API, by key. Each handler lives in the file
+// named after its key (00_produce.go, 01_fetch.go, ...), whose opening
+// comment says what it does and where it differs from Apache Kafka.
+var apis = []api{}
+
+// request is one decoded request and where it came from.
+type request struct {
+	conn     *conn
+	version  int16
+	clientID string
+	kreq     kmsg.Request
+}
+
+// conn is one client connection. (Defined by the server helper.)
+type conn struct{}
