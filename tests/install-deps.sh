@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# Installs what `make test` needs and is missing: Postgres server binaries,
+# the MinIO server (built from source, cached under $SILT_CACHE), kcat,
+# python3-confluent-kafka and the Node.js test clients. Idempotent.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SILT_CACHE=${SILT_CACHE:-$HOME/.cache/silt}
+MINIO_VERSION=v0.0.0-20260212201848-7aac2a2c5b7c
+
+apt_updated=
+apt_install() {
+  if [ -z "$apt_updated" ]; then apt-get update -qq; apt_updated=1; fi
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "$@" >/dev/null
+}
+
+if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1; then
+  echo "install-deps: installing postgresql"
+  apt_install postgresql
+fi
+
+if [ ! -x "$SILT_CACHE/bin/minio" ] || [ "$(cat "$SILT_CACHE/bin/minio.version" 2>/dev/null)" != "$MINIO_VERSION" ]; then
+  echo "install-deps: building minio $MINIO_VERSION (several minutes the first time)"
+  mkdir -p "$SILT_CACHE/bin"
+  (cd /tmp && GOBIN="$SILT_CACHE/bin" GOFLAGS=-mod=mod go install "github.com/minio/minio@$MINIO_VERSION")
+  echo "$MINIO_VERSION" > "$SILT_CACHE/bin/minio.version"
+fi
+
+command -v kcat >/dev/null || { echo "install-deps: installing kcat"; apt_install kcat; }
+python3 -c 'import confluent_kafka' 2>/dev/null || /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null || { echo "install-deps: installing python3-confluent-kafka"; apt_install python3-confluent-kafka; }
+
+if [ -f tests/interop/node/package.json ] && [ ! -d tests/interop/node/node_modules ]; then
+  echo "install-deps: npm install (tests/interop/node)"
+  (cd tests/interop/node && npm install --no-audit --no-fund --silent)
+fi
+echo "install-deps: ready"
