@@ -24,11 +24,20 @@ type api struct {
 var apis = []api{}
 
 // request is one decoded request and where it came from.
+//
+// Requests of one connection are handled in arrival order, one at a time,
+// as Kafka does, with one refinement: a handler may call release to let the
+// next request of its connection start before it has answered. Produce
+// releases once its batches are in the segment buffer (so pipelined produce
+// requests keep their order but wait for the flush together); Fetch releases
+// at once (it only reads). Responses are always written in arrival order.
+// The server releases every request when its handler returns.
 type request struct {
 	conn     *conn
 	version  int16
 	clientID string
 	kreq     kmsg.Request
+	release  func() // idempotent
 }
 
 // conn is one client connection. (Defined by the server helper.)

@@ -22,5 +22,6 @@ import (
 	_ "github.com/twmb/franz-go/pkg/kgo"
 	_ "github.com/twmb/franz-go/pkg/kmsg"
 	_ "go.uber.org/goleak"
+	_ "go.yaml.in/yaml/v3"
 	_ "modernc.org/sqlite"
 )
