@@ -59,4 +59,15 @@ var (
 	// ErrRangeNotSatisfiable is returned by GetRange for an offset past
 	// the end of the object.
 	ErrRangeNotSatisfiable = errors.New("range not satisfiable")
+
+	// ErrInvalidKey is returned for a key a backend cannot store: empty,
+	// absolute, or with "..", "." or empty path elements.
+	ErrInvalidKey = errors.New("invalid object key")
+
+	// ErrInvalidRange is returned by GetRange for a negative offset or a
+	// length below -1: a caller's bug, unlike ErrRangeNotSatisfiable.
+	ErrInvalidRange = errors.New("invalid range")
+
+	// ErrInvalidURL is returned by Open for a bucket URL it cannot use.
+	ErrInvalidURL = errors.New("invalid bucket URL")
 )
