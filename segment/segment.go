@@ -12,6 +12,19 @@ package segment
 // TopicID is a Kafka topic id (a UUID).
 type TopicID [16]byte
 
+// String formats the id as a UUID (8-4-4-4-12 hex digits).
+func (t TopicID) String() string {
+	const hex = "0123456789abcdef"
+	buf := make([]byte, 0, 36)
+	for i, b := range t {
+		if i == 4 || i == 6 || i == 8 || i == 10 {
+			buf = append(buf, '-')
+		}
+		buf = append(buf, hex[b>>4], hex[b&0x0f])
+	}
+	return string(buf)
+}
+
 // Codec is how a chunk's payload is encoded in the object.
 type Codec uint8
 
@@ -40,10 +53,18 @@ type ChunkInfo struct {
 	// batches).
 	RawLength int64
 
+	// MinTimestamp is the least first-timestamp and MaxTimestamp the
+	// greatest max-timestamp of the chunk's batch headers (ms).
 	MinTimestamp int64
 	MaxTimestamp int64
 
+	// BatchCount is the number of record batches in the chunk (always
+	// set; equal to len(Batches) when Batches is filled).
+	BatchCount int
+
 	// Batches lists the chunk's batches in the order they were appended.
+	// Writer.Finish and Parse fill it; Open leaves it nil (the footer
+	// holds only the count).
 	Batches []BatchInfo
 }
 
