@@ -1,31 +1,107 @@
-// Package ingest is the agent's produce pipeline. PLACEHOLDER: the
-// produce-path helper replaces this file, keeping New/Close/Config.
+// Package ingest is the agent's produce pipeline: it gathers validated
+// record batches of many partitions into one open segment, cuts the segment
+// when it is large or old enough, uploads it to the object store under a
+// unique key, commits it to the metastore in cut order, and only then
+// answers the produce requests whose batches it holds.
+//
+// Goroutines (all owned by the Pipeline and stopped by Close):
+//   - the timer loop cuts the open segment FlushInterval after its first byte;
+//   - one upload goroutine per cut segment, at most UploadConcurrency of
+//     them uploading at once;
+//   - the committer commits uploaded segments strictly in cut order, so
+//     pipelined produce requests of one producer keep their order.
+//
+// Lock order: Pipeline.mu is never held while calling the store, the bucket
+// or onCommit.
 package ingest
 
 import (
-	"context"
-	"log/slog"
+	"errors"
+	"fmt"
+	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/siltdata/silt/metastore"
-	"github.com/siltdata/silt/segment/objstore"
+	"github.com/siltdata/silt/segment"
 )
 
 // Config sets the produce pipeline's trade-offs.
-type Config struct{}
-
-// DefaultConfig returns the defaults.
-func DefaultConfig() Config { return Config{} }
-
-// Pipeline batches produced record batches into segment objects.
-type Pipeline struct{}
-
-// New starts a pipeline. onCommit is called after each segment commit with
-// the partitions that got new batches (to wake waiting fetches).
-func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer, onCommit func([]metastore.TopicPartition)) (*Pipeline, error) {
-	return &Pipeline{}, nil
+type Config struct {
+	// FlushBytes cuts the open segment once it holds this many batch
+	// bytes. Larger segments mean fewer PUTs and metastore commits per
+	// byte, at the cost of memory and produce latency under load.
+	FlushBytes int
+	// FlushInterval cuts the open segment this long after its first byte:
+	// the produce latency floor when traffic is light.
+	FlushInterval time.Duration
+	// MaxBufferedBytes bounds batch bytes appended but not yet committed
+	// (or failed). Append blocks while it is reached (backpressure to the
+	// producers) instead of letting memory grow when uploads or commits
+	// are slow.
+	MaxBufferedBytes int
+	// UploadConcurrency bounds segment uploads in flight. Commits stay
+	// serial; overlapping uploads hide object-store latency.
+	UploadConcurrency int
+	// KeyPrefix is prepended to every segment object key.
+	KeyPrefix string
+	// UploadTimeout bounds one segment upload; CommitTimeout bounds one
+	// metastore commit. A segment that exceeds either fails its requests
+	// with a retriable error.
+	UploadTimeout time.Duration
+	CommitTimeout time.Duration
 }
 
-// Close flushes and commits what is buffered, answers it, and stops.
-func (p *Pipeline) Close(ctx context.Context) error { return nil }
+// DefaultConfig returns the defaults: 8 MiB or 250 ms segments, 64 MiB of
+// buffered data, 4 concurrent uploads.
+func DefaultConfig() Config {
+	return Config{
+		FlushBytes:        8 << 20,
+		FlushInterval:     250 * time.Millisecond,
+		MaxBufferedBytes:  64 << 20,
+		UploadConcurrency: 4,
+		KeyPrefix:         "segments/",
+		UploadTimeout:     30 * time.Second,
+		CommitTimeout:     10 * time.Second,
+	}
+}
+
+// Validate reports every invalid setting.
+func (c Config) Validate() error {
+	var errs []error
+	if c.FlushBytes < 1 {
+		errs = append(errs, fmt.Errorf("flush bytes %d: must be positive", c.FlushBytes))
+	}
+	if c.FlushBytes > segment.MaxChunkRawLength/2 {
+		// One Append may add up to a request's size to a segment that
+		// just fell short of FlushBytes; both must fit one chunk.
+		errs = append(errs, fmt.Errorf("flush bytes %d: must be at most %d", c.FlushBytes, segment.MaxChunkRawLength/2))
+	}
+	if c.FlushInterval <= 0 {
+		errs = append(errs, fmt.Errorf("flush interval %s: must be positive", c.FlushInterval))
+	}
+	if c.MaxBufferedBytes < c.FlushBytes {
+		errs = append(errs, fmt.Errorf("max buffered bytes %d: must be at least flush bytes %d", c.MaxBufferedBytes, c.FlushBytes))
+	}
+	if c.UploadConcurrency < 1 {
+		errs = append(errs, fmt.Errorf("upload concurrency %d: must be at least 1", c.UploadConcurrency))
+	}
+	if c.UploadTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("upload timeout %s: must be positive", c.UploadTimeout))
+	}
+	if c.CommitTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("commit timeout %s: must be positive", c.CommitTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Errors returned by the pipeline.
+var (
+	// ErrClosed is returned by Append after Close started.
+	ErrClosed = errors.New("ingest: pipeline closed")
+	// ErrSegmentFailed wraps the cause when a segment's upload or commit
+	// failed (or an earlier segment's did, see Pipeline). Nothing of the
+	// segment is visible to readers; the producer should retry, which is
+	// what a retriable Kafka error code tells it.
+	ErrSegmentFailed = errors.New("ingest: segment not committed")
+	// ErrTooLarge is returned by Append for a call larger than a segment
+	// chunk can hold.
+	ErrTooLarge = errors.New("ingest: append larger than a segment chunk")
+)

@@ -1,0 +1,223 @@
+package agent
+
+// Produce: v3-v13.
+//
+// Behaviour:
+//   - Each partition's records are validated as Kafka's broker does (see
+//     ingest.Validate): magic 2 only (older magic INVALID_RECORD, unknown
+//     magic, bad length, CRC or records CORRUPT_MESSAGE), a batch larger
+//     than the topic's max.message.bytes MESSAGE_TOO_LARGE, base offset,
+//     record count and offset delta consistency INVALID_RECORD, keyless
+//     records on compacted topics INVALID_RECORD, zstd before v7
+//     UNSUPPORTED_COMPRESSION_TYPE. Errors are per partition: the other
+//     partitions of the request are still written.
+//   - Every valid batch of the request goes into one segment (one
+//     ingest.Append); then the next request of the connection may start
+//     (so pipelined requests keep their order), and this one waits for the
+//     segment's commit, bounded by timeout_ms (REQUEST_TIMED_OUT). acks=0
+//     appends and answers nothing; acks=1 and acks=-1 both wait for the
+//     durable write (there are no replicas).
+//   - A duplicate idempotent batch is answered as success with the offset
+//     it got the first time; sequence and epoch errors as Kafka.
+//   - LogAppendTime topics: batches are stamped with the broker time (first
+//     and max timestamp, CRC recomputed), which is answered.
+//   - v13 names topics by id; an unknown id answers UNKNOWN_TOPIC_ID.
+//
+// Differences from Kafka: transactional batches answer INVALID_TXN_STATE
+// (silt has no transactions yet). Kafka rejects v3+ requests that carry
+// more than one batch for a partition; silt accepts and writes them in
+// order. Produce never auto-creates topics (Kafka only creates them on
+// Metadata too). A failed upload or commit answers the retriable
+// KAFKA_STORAGE_ERROR; a request arriving during shutdown
+// NOT_LEADER_OR_FOLLOWER.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/agent/ingest"
+	"github.com/siltdata/silt/metastore"
+)
+
+func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ProduceRequest)
+	resp := req.ResponseKind().(*kmsg.ProduceResponse)
+
+	// slot is one answered partition and its batches in items.
+	type slot struct {
+		p             *kmsg.ProduceResponseTopicPartition
+		first, n      int
+		logAppendTime bool
+	}
+	var (
+		slots []slot
+		items []ingest.Item
+		now   = time.Now().UnixMilli()
+	)
+	fail := func(p *kmsg.ProduceResponseTopicPartition, err error, topic string) {
+		p.ErrorCode = errorCode(err)
+		if errors.Is(err, ingest.ErrTooLarge) {
+			// Not retriable: the request is larger than one segment
+			// chunk, Kafka's "larger than the log segment".
+			p.ErrorCode = kerr.RecordListTooLarge.Code
+		}
+		if errors.Is(err, ingest.ErrClosed) {
+			// The agent is shutting down: like a Kafka broker in
+			// controlled shutdown, send the client to another agent
+			// (it refreshes metadata and retries there).
+			p.ErrorCode = kerr.NotLeaderForPartition.Code
+		}
+		if req.Version >= 8 {
+			var ve *ingest.ValidationError
+			if errors.As(err, &ve) {
+				p.ErrorMessage = kmsg.StringPtr(ve.Message)
+			}
+		}
+		if p.ErrorCode != kerr.UnknownTopicOrPartition.Code && p.ErrorCode != kerr.UnknownTopicID.Code {
+			r.logError(p.ErrorCode, err, "topic", topic, "partition", p.Partition)
+		}
+	}
+
+	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
+	for i := range req.Topics {
+		rt := &req.Topics[i]
+		st := &resp.Topics[i]
+		*st = kmsg.NewProduceResponseTopic()
+		st.Topic, st.TopicID = rt.Topic, rt.TopicID
+		st.Partitions = make([]kmsg.ProduceResponseTopicPartition, len(rt.Partitions))
+		for j := range rt.Partitions {
+			sp := &st.Partitions[j]
+			*sp = kmsg.NewProduceResponseTopicPartition()
+			sp.Partition = rt.Partitions[j].Partition
+			sp.BaseOffset = -1
+			sp.LogAppendTime = -1
+			sp.LogStartOffset = -1
+		}
+
+		if req.Acks != 0 && req.Acks != 1 && req.Acks != -1 {
+			for j := range st.Partitions {
+				st.Partitions[j].ErrorCode = kerr.InvalidRequiredAcks.Code
+			}
+			continue
+		}
+
+		var (
+			t   metastore.Topic
+			err error
+		)
+		if req.Version >= 13 {
+			t, err = a.topicByID(ctx, metastore.TopicID(rt.TopicID))
+			if errors.Is(err, metastore.ErrUnknownTopic) {
+				err = kerr.UnknownTopicID
+			}
+		} else {
+			t, err = a.topicByName(ctx, rt.Topic)
+		}
+		if err != nil {
+			for j := range st.Partitions {
+				fail(&st.Partitions[j], err, rt.Topic)
+			}
+			continue
+		}
+		cfg := parseTopicConfig(t.Configs)
+		opts := ingest.ValidateOptions{
+			MaxMessageBytes: cfg.maxMessageBytes,
+			LogAppendTime:   cfg.logAppendTime,
+			Now:             now,
+			KeysRequired:    cfg.cleanupPolicy == "compact",
+			AllowZstd:       req.Version >= 7,
+		}
+		for j := range rt.Partitions {
+			rp := &rt.Partitions[j]
+			sp := &st.Partitions[j]
+			if rp.Partition < 0 || rp.Partition >= t.Partitions {
+				sp.ErrorCode = kerr.UnknownTopicOrPartition.Code
+				continue
+			}
+			batches, err := ingest.Validate(rp.Records, opts)
+			if err != nil {
+				fail(sp, err, t.Name)
+				continue
+			}
+			tp := metastore.TopicPartition{Topic: t.ID, Partition: rp.Partition}
+			for k := range batches {
+				batches[k].TopicPartition = tp
+			}
+			slots = append(slots, slot{p: sp, first: len(items), n: len(batches), logAppendTime: cfg.logAppendTime})
+			items = append(items, batches...)
+		}
+	}
+
+	// acks=0 has no answer to carry an error, so Kafka closes the
+	// connection when a partition failed; the valid ones are still written.
+	noAck := func() (kmsg.Response, error) {
+		for _, st := range resp.Topics {
+			for _, sp := range st.Partitions {
+				if sp.ErrorCode != 0 {
+					return nil, fmt.Errorf("acks=0 produce failed for %s[%d]: %s", st.Topic, sp.Partition, codeName(sp.ErrorCode))
+				}
+			}
+		}
+		return nil, nil
+	}
+
+	if len(items) == 0 {
+		r.release()
+		if req.Acks == 0 {
+			return noAck()
+		}
+		return resp, nil
+	}
+
+	waitCtx := ctx
+	if req.TimeoutMillis > 0 {
+		var cancel context.CancelFunc
+		waitCtx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
+		defer cancel()
+	}
+	pend, err := a.ingest.Append(waitCtx, items)
+	r.release()
+	if err != nil {
+		for _, s := range slots {
+			fail(s.p, err, "")
+		}
+	}
+	if req.Acks == 0 {
+		return noAck()
+	}
+	if err != nil {
+		return resp, nil
+	}
+	results, err := pend.Wait(waitCtx)
+	if err != nil {
+		for _, s := range slots {
+			fail(s.p, err, "")
+		}
+		return resp, nil
+	}
+	for _, s := range slots {
+		var perr error
+		for _, res := range results[s.first : s.first+s.n] {
+			if res.Err != nil && !errors.Is(res.Err, metastore.ErrDuplicateSequence) {
+				perr = res.Err
+				break
+			}
+		}
+		if perr != nil {
+			fail(s.p, perr, "")
+			continue
+		}
+		first := results[s.first]
+		s.p.BaseOffset = first.BaseOffset
+		s.p.LogStartOffset = first.LogStartOffset
+		if s.logAppendTime {
+			s.p.LogAppendTime = now
+		}
+	}
+	return resp, nil
+}

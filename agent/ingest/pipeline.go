@@ -1,0 +1,512 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/google/uuid"
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/siltdata/silt/metastore"
+	"github.com/siltdata/silt/segment"
+	"github.com/siltdata/silt/segment/objstore"
+)
+
+// Item is one validated record batch to append, with the facts about it
+// the metastore needs at commit.
+type Item struct {
+	metastore.TopicPartition
+	// Batch is the raw Kafka record batch (magic 2). Append copies it.
+	Batch []byte
+	// Records is the batch's record count (last offset delta + 1).
+	Records      int32
+	MaxTimestamp int64
+	// ProducerID is -1 for a non-idempotent batch.
+	ProducerID    int64
+	ProducerEpoch int16
+	BaseSequence  int32
+}
+
+// Pending is the outcome of one Append call, known once its segment is
+// committed or has failed.
+type Pending struct {
+	done    chan struct{} // closed when results or err is set
+	results []metastore.BatchResult
+	err     error
+	started time.Time
+	n       int // items
+}
+
+// Wait returns the commit result of each appended item, in Append order, or
+// an error wrapping ErrSegmentFailed. It returns ctx's error if ctx ends
+// first (the batches may still commit).
+func (p *Pending) Wait(ctx context.Context) ([]metastore.BatchResult, error) {
+	select {
+	case <-p.done:
+		return p.results, p.err
+	case <-ctx.Done():
+		return nil, ctx.Err()
+	}
+}
+
+// Done is closed once Wait would return without blocking.
+func (p *Pending) Done() <-chan struct{} { return p.done }
+
+// itemRef ties one appended batch to its Pending and to its place in the
+// segment.
+type itemRef struct {
+	item    Item // Batch not kept: the writer holds the bytes
+	pending *Pending
+	index   int // in pending.results
+	nth     int // index among the batches of its partition in this segment
+}
+
+// openSegment is a segment being filled or in flight.
+type openSegment struct {
+	w        *segment.Writer
+	items    []itemRef
+	pendings []*Pending
+	perTP    map[metastore.TopicPartition]int
+	bytes    int
+	firstAt  time.Time
+	reason   string
+	uploaded chan struct{} // closed when the upload finished
+	key      string
+	size     int64
+	chunks   []segment.ChunkInfo
+	upErr    error
+}
+
+func newOpenSegment() *openSegment {
+	return &openSegment{w: segment.NewWriter(), perTP: make(map[metastore.TopicPartition]int)}
+}
+
+// Pipeline batches produced record batches into segment objects. Append and
+// Close are safe for concurrent use.
+type Pipeline struct {
+	cfg      Config
+	store    metastore.Store
+	bucket   objstore.Bucket
+	logger   *slog.Logger
+	onCommit func([]metastore.TopicPartition)
+	m        *metrics
+
+	// ctx is cancelled when Close gives up waiting: it aborts uploads and
+	// commits in flight.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	uploadSem chan struct{} // bounds uploads in flight
+	arm       chan struct{} // cap 1: the open segment got its first byte
+	work      chan struct{} // cap 1: a segment was queued for commit
+	stop      chan struct{} // closed by Close after the final cut
+	wg        sync.WaitGroup
+
+	// mu guards open, queue, buffered, space and closed.
+	mu       sync.Mutex
+	open     *openSegment
+	queue    []*openSegment // cut, not yet taken by the committer, in cut order
+	buffered int            // bytes appended, not yet committed or failed
+	space    chan struct{}  // closed and replaced when buffered shrinks
+	closed   bool
+}
+
+// New starts a pipeline. onCommit is called after each segment commit with
+// the partitions that got new batches (to wake waiting fetches); it must
+// not block for long.
+func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer, onCommit func([]metastore.TopicPartition)) (*Pipeline, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("ingest config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if onCommit == nil {
+		onCommit = func([]metastore.TopicPartition) {}
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	p := &Pipeline{
+		cfg:       cfg,
+		store:     store,
+		bucket:    bucket,
+		logger:    logger,
+		onCommit:  onCommit,
+		m:         m,
+		ctx:       ctx,
+		cancel:    cancel,
+		uploadSem: make(chan struct{}, cfg.UploadConcurrency),
+		arm:       make(chan struct{}, 1),
+		work:      make(chan struct{}, 1),
+		stop:      make(chan struct{}),
+		open:      newOpenSegment(),
+		space:     make(chan struct{}),
+	}
+	p.wg.Add(2)
+	go p.timerLoop()
+	go p.commitLoop()
+	return p, nil
+}
+
+// Append adds the items, in order, to the open segment: all of them land in
+// the same segment. It blocks only while MaxBufferedBytes is reached (or
+// until ctx ends). The returned Pending completes when the segment is
+// committed or has failed.
+func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
+	size := 0
+	for i := range items {
+		size += len(items[i].Batch)
+	}
+	if size > segment.MaxChunkRawLength/2 {
+		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
+	}
+	pend := &Pending{done: make(chan struct{}), started: time.Now(), n: len(items)}
+	if len(items) == 0 {
+		close(pend.done)
+		return pend, nil
+	}
+
+	p.mu.Lock()
+	for {
+		if p.closed {
+			p.mu.Unlock()
+			return nil, ErrClosed
+		}
+		// Admit one request larger than the whole bound when nothing else
+		// is buffered, or it would wait forever.
+		if p.buffered == 0 || p.buffered+size <= p.cfg.MaxBufferedBytes {
+			break
+		}
+		// Do not let the open segment wait for its timer while we block.
+		if p.open.bytes > 0 {
+			p.cutLocked("bytes")
+		}
+		space := p.space
+		p.mu.Unlock()
+		select {
+		case <-space:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		p.mu.Lock()
+	}
+
+	// Keep segments near FlushBytes: a request that would overflow a
+	// non-empty segment starts the next one.
+	if p.open.bytes > 0 && p.open.bytes+size > p.cfg.FlushBytes {
+		p.cutLocked("bytes")
+	}
+	s := p.open
+	if s.bytes == 0 {
+		s.firstAt = time.Now()
+		select {
+		case p.arm <- struct{}{}:
+		default:
+		}
+	}
+	for i := range items {
+		it := items[i]
+		s.w.Append(segment.TopicID(it.Topic), it.Partition, it.Batch)
+		nth := s.perTP[it.TopicPartition]
+		s.perTP[it.TopicPartition] = nth + 1
+		it.Batch = nil
+		s.items = append(s.items, itemRef{item: it, pending: pend, index: i, nth: nth})
+	}
+	s.pendings = append(s.pendings, pend)
+	s.bytes += size
+	p.buffered += size
+	p.m.buffered.Set(float64(p.buffered))
+	if s.bytes >= p.cfg.FlushBytes {
+		p.cutLocked("bytes")
+	}
+	p.mu.Unlock()
+	return pend, nil
+}
+
+// cutLocked closes the open segment, starts its upload and queues it for
+// commit. p.mu must be held.
+func (p *Pipeline) cutLocked(reason string) {
+	s := p.open
+	p.open = newOpenSegment()
+	if s.bytes == 0 {
+		return
+	}
+	s.reason = reason
+	s.uploaded = make(chan struct{})
+	p.queue = append(p.queue, s)
+	p.m.segments.WithLabelValues(reason).Inc()
+	p.m.segmentBytes.Observe(float64(s.bytes))
+	p.wg.Add(1)
+	go p.upload(s)
+	select {
+	case p.work <- struct{}{}:
+	default:
+	}
+}
+
+// releaseLocked returns n buffered bytes and wakes blocked Appends.
+func (p *Pipeline) releaseLocked(n int) {
+	p.buffered -= n
+	p.m.buffered.Set(float64(p.buffered))
+	close(p.space)
+	p.space = make(chan struct{})
+}
+
+// timerLoop cuts the open segment FlushInterval after its first byte.
+func (p *Pipeline) timerLoop() {
+	defer p.wg.Done()
+	t := time.NewTimer(time.Hour)
+	t.Stop()
+	for {
+		select {
+		case <-p.stop:
+			t.Stop()
+			return
+		case <-p.arm:
+		case <-t.C:
+		}
+		p.mu.Lock()
+		var wait time.Duration
+		if p.open.bytes > 0 {
+			wait = p.cfg.FlushInterval - time.Since(p.open.firstAt)
+			if wait <= 0 {
+				p.cutLocked("time")
+				wait = 0
+			}
+		}
+		p.mu.Unlock()
+		if wait > 0 {
+			t.Reset(wait)
+		}
+	}
+}
+
+// upload encodes and uploads one cut segment. The segment's key is
+// recorded as pending in the metastore first, so garbage collection finds
+// the object if the commit never happens.
+func (p *Pipeline) upload(s *openSegment) {
+	defer p.wg.Done()
+	defer close(s.uploaded)
+	select {
+	case p.uploadSem <- struct{}{}:
+	case <-p.ctx.Done():
+		s.upErr = p.ctx.Err()
+		return
+	}
+	defer func() { <-p.uploadSem }()
+
+	start := time.Now()
+	obj, chunks, err := s.w.Finish()
+	if err != nil {
+		s.upErr = fmt.Errorf("encode segment: %w", err)
+		p.m.failures.WithLabelValues("encode").Inc()
+		return
+	}
+	s.w = nil
+	id, err := uuid.NewV7()
+	if err != nil {
+		s.upErr = fmt.Errorf("segment key: %w", err)
+		p.m.failures.WithLabelValues("encode").Inc()
+		return
+	}
+	s.key = p.cfg.KeyPrefix + id.String()
+	s.size = int64(len(obj))
+	s.chunks = chunks
+
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.UploadTimeout)
+	defer cancel()
+	if err := p.store.AddPendingSegment(ctx, s.key); err != nil {
+		s.upErr = fmt.Errorf("record pending segment %s: %w", s.key, err)
+		p.m.failures.WithLabelValues("pending").Inc()
+		return
+	}
+	if err := p.bucket.Put(ctx, s.key, obj); err != nil {
+		s.upErr = fmt.Errorf("upload segment %s: %w", s.key, err)
+		p.m.failures.WithLabelValues("upload").Inc()
+		return
+	}
+	p.m.uploadDuration.Observe(time.Since(start).Seconds())
+}
+
+// commitLoop commits cut segments strictly in cut order. When a segment
+// fails, every segment cut before the failure was seen fails too: they may
+// hold later batches of the same idempotent producers, which would then be
+// committed out of sequence. Segments cut afterwards proceed normally.
+func (p *Pipeline) commitLoop() {
+	defer p.wg.Done()
+	for {
+		p.mu.Lock()
+		var s *openSegment
+		if len(p.queue) > 0 {
+			s = p.queue[0]
+			p.queue = p.queue[1:]
+		}
+		p.mu.Unlock()
+		if s == nil {
+			select {
+			case <-p.work:
+				continue
+			case <-p.stop:
+				// Close cut the last segment before closing stop; drain.
+				p.mu.Lock()
+				empty := len(p.queue) == 0
+				p.mu.Unlock()
+				if empty {
+					return
+				}
+				continue
+			}
+		}
+
+		<-s.uploaded
+		err := s.upErr
+		var results []metastore.BatchResult
+		if err == nil {
+			results, err = p.commit(s)
+		}
+		if err != nil {
+			p.logger.Warn("segment failed", "key", s.key, "bytes", s.bytes, "error", err)
+			p.mu.Lock()
+			later := p.queue
+			p.queue = nil
+			p.mu.Unlock()
+			p.fail(s, err)
+			for _, l := range later {
+				<-l.uploaded
+				p.fail(l, fmt.Errorf("earlier segment %s failed: %w", s.key, err))
+			}
+			continue
+		}
+		p.complete(s, results)
+	}
+}
+
+func (p *Pipeline) commit(s *openSegment) ([]metastore.BatchResult, error) {
+	rows, err := s.rows()
+	if err != nil {
+		p.m.failures.WithLabelValues("encode").Inc()
+		return nil, err
+	}
+	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.CommitTimeout)
+	defer cancel()
+	start := time.Now()
+	results, err := p.store.CommitSegment(ctx, metastore.Segment{Key: s.key, Size: s.size, Batches: rows})
+	if err != nil {
+		p.m.failures.WithLabelValues("commit").Inc()
+		return nil, fmt.Errorf("commit segment %s: %w", s.key, err)
+	}
+	if len(results) != len(rows) {
+		p.m.failures.WithLabelValues("commit").Inc()
+		return nil, fmt.Errorf("commit segment %s: %d results for %d batches", s.key, len(results), len(rows))
+	}
+	p.m.commitDuration.Observe(time.Since(start).Seconds())
+	return results, nil
+}
+
+// rows builds the segment's batch index rows, in append order, from the
+// writer's chunk layout.
+func (s *openSegment) rows() ([]metastore.BatchAppend, error) {
+	byTP := make(map[metastore.TopicPartition]*segment.ChunkInfo, len(s.chunks))
+	for i := range s.chunks {
+		c := &s.chunks[i]
+		byTP[metastore.TopicPartition{Topic: metastore.TopicID(c.TopicID), Partition: c.Partition}] = c
+	}
+	rows := make([]metastore.BatchAppend, len(s.items))
+	for i, ref := range s.items {
+		c := byTP[ref.item.TopicPartition]
+		if c == nil || ref.nth >= len(c.Batches) {
+			return nil, fmt.Errorf("segment %s: writer lost batch %d of %v", s.key, ref.nth, ref.item.TopicPartition)
+		}
+		b := c.Batches[ref.nth]
+		rows[i] = metastore.BatchAppend{
+			TopicPartition: ref.item.TopicPartition,
+			Records:        ref.item.Records,
+			MaxTimestamp:   ref.item.MaxTimestamp,
+			ProducerID:     ref.item.ProducerID,
+			ProducerEpoch:  ref.item.ProducerEpoch,
+			BaseSequence:   ref.item.BaseSequence,
+			ChunkOffset:    c.Offset,
+			ChunkLength:    c.Length,
+			Pos:            b.Pos,
+			Len:            b.Len,
+		}
+	}
+	return rows, nil
+}
+
+// complete answers every request of a committed segment, after waking
+// readers of the partitions it touched.
+func (p *Pipeline) complete(s *openSegment, results []metastore.BatchResult) {
+	tps := make([]metastore.TopicPartition, 0, len(s.perTP))
+	for tp := range s.perTP {
+		tps = append(tps, tp)
+	}
+	p.onCommit(tps)
+	for _, pend := range s.pendings {
+		pend.results = make([]metastore.BatchResult, pend.n)
+	}
+	for i, ref := range s.items {
+		ref.pending.results[ref.index] = results[i]
+	}
+	now := time.Now()
+	for _, pend := range s.pendings {
+		p.m.produceLatency.Observe(now.Sub(pend.started).Seconds())
+		close(pend.done)
+	}
+	p.mu.Lock()
+	p.releaseLocked(s.bytes)
+	p.mu.Unlock()
+}
+
+func (p *Pipeline) fail(s *openSegment, err error) {
+	err = fmt.Errorf("%w: %w", ErrSegmentFailed, err)
+	for _, pend := range s.pendings {
+		pend.err = err
+		close(pend.done)
+	}
+	p.mu.Lock()
+	p.releaseLocked(s.bytes)
+	p.mu.Unlock()
+}
+
+// Close cuts and commits what is buffered, answers it, and stops every
+// goroutine. If ctx ends first, uploads and commits in flight are aborted
+// (their requests get ErrSegmentFailed) and Close still waits for the
+// goroutines before returning ctx's error.
+func (p *Pipeline) Close(ctx context.Context) error {
+	p.mu.Lock()
+	if p.closed {
+		p.mu.Unlock()
+		return nil
+	}
+	p.closed = true
+	p.cutLocked("close")
+	close(p.space) // wake blocked Appends: they see closed
+	p.space = make(chan struct{})
+	p.mu.Unlock()
+	close(p.stop)
+
+	done := make(chan struct{})
+	go func() { p.wg.Wait(); close(done) }()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = ctx.Err()
+		p.cancel()
+		<-done
+	}
+	p.cancel()
+	return err
+}
+
+// IsRetriable reports whether err means the batches were not committed and
+// the producer may simply retry them.
+func IsRetriable(err error) bool { return errors.Is(err, ErrSegmentFailed) }

@@ -1,0 +1,266 @@
+package fetch
+
+import (
+	"container/list"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+	"sync"
+
+	"github.com/siltdata/silt/segment"
+	"github.com/siltdata/silt/segment/objstore"
+)
+
+// chunkKey names one chunk: a byte range of a segment object.
+type chunkKey struct {
+	seg    string
+	offset int64
+	length int64
+}
+
+// chunks serves decoded chunks: memory LRU, then disk LRU, then the bucket,
+// with concurrent misses of one chunk sharing one load.
+type chunks struct {
+	bucket objstore.Bucket
+	m      *metrics
+	dir    string // empty: no disk tier
+
+	memMax  int64
+	diskMax int64
+
+	// memMu guards mem, memLRU and memSize.
+	memMu   sync.Mutex
+	mem     map[chunkKey]*list.Element // of *cached
+	memLRU  *list.List
+	memSize int64
+
+	// diskMu guards disk, diskLRU and diskSize (not the files' contents:
+	// a file is written under a temporary name and renamed into place
+	// before it is indexed, and a read of a file evicted meanwhile is a
+	// miss).
+	diskMu   sync.Mutex
+	disk     map[chunkKey]*list.Element // of *cached (data nil)
+	diskLRU  *list.List
+	diskSize int64
+
+	// flightMu guards flight.
+	flightMu sync.Mutex
+	flight   map[chunkKey]*load
+
+	// onJoin, when set (tests), is called when a reader joins another's
+	// load instead of starting its own.
+	onJoin func()
+}
+
+type cached struct {
+	key  chunkKey
+	data []byte // decoded payload (memory tier only)
+	size int64
+}
+
+// load is one chunk read in progress that concurrent readers share.
+type load struct {
+	done chan struct{}
+	data []byte
+	err  error
+}
+
+func newChunks(cfg Config, bucket objstore.Bucket, m *metrics) (*chunks, error) {
+	c := &chunks{
+		bucket:  bucket,
+		m:       m,
+		dir:     cfg.CacheDir,
+		memMax:  cfg.MemoryBytes,
+		diskMax: cfg.CacheBytes,
+		mem:     make(map[chunkKey]*list.Element),
+		memLRU:  list.New(),
+		disk:    make(map[chunkKey]*list.Element),
+		diskLRU: list.New(),
+		flight:  make(map[chunkKey]*load),
+	}
+	if c.dir != "" {
+		// The disk cache survives nothing: a previous run's files have no
+		// index and are removed.
+		if err := os.RemoveAll(c.dir); err != nil {
+			return nil, fmt.Errorf("clear cache dir: %w", err)
+		}
+		if err := os.MkdirAll(c.dir, 0o755); err != nil {
+			return nil, fmt.Errorf("create cache dir: %w", err)
+		}
+	}
+	return c, nil
+}
+
+// get returns the decoded payload of a chunk. The caller must not modify it.
+func (c *chunks) get(ctx context.Context, k chunkKey) ([]byte, error) {
+	for {
+		if data, ok := c.memGet(k); ok {
+			c.m.hits.WithLabelValues("memory").Inc()
+			return data, nil
+		}
+		c.flightMu.Lock()
+		l, shared := c.flight[k]
+		if !shared {
+			l = &load{done: make(chan struct{})}
+			c.flight[k] = l
+		}
+		c.flightMu.Unlock()
+		if shared && c.onJoin != nil {
+			c.onJoin()
+		}
+
+		if !shared {
+			l.data, l.err = c.load(ctx, k)
+			c.flightMu.Lock()
+			delete(c.flight, k)
+			c.flightMu.Unlock()
+			close(l.done)
+			return l.data, l.err
+		}
+		select {
+		case <-l.done:
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+		// The loader's own context may have ended; ours has not: retry.
+		if l.err != nil && (errors.Is(l.err, context.Canceled) || errors.Is(l.err, context.DeadlineExceeded)) && ctx.Err() == nil {
+			continue
+		}
+		return l.data, l.err
+	}
+}
+
+func (c *chunks) load(ctx context.Context, k chunkKey) ([]byte, error) {
+	raw, ok := c.diskGet(k)
+	if ok {
+		c.m.hits.WithLabelValues("disk").Inc()
+	} else {
+		c.m.misses.Inc()
+		var err error
+		raw, err = c.bucket.GetRange(ctx, k.seg, k.offset, k.length)
+		if err != nil {
+			return nil, fmt.Errorf("read chunk %s@%d: %w", k.seg, k.offset, err)
+		}
+		if int64(len(raw)) != k.length {
+			return nil, fmt.Errorf("read chunk %s@%d: got %d bytes, want %d", k.seg, k.offset, len(raw), k.length)
+		}
+	}
+	data, err := segment.DecodeChunk(raw)
+	if err != nil {
+		return nil, fmt.Errorf("decode chunk %s@%d: %w", k.seg, k.offset, err)
+	}
+	if !ok {
+		c.diskPut(k, raw)
+	}
+	c.memPut(k, data)
+	return data, nil
+}
+
+func (c *chunks) memGet(k chunkKey) ([]byte, bool) {
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	el := c.mem[k]
+	if el == nil {
+		return nil, false
+	}
+	c.memLRU.MoveToFront(el)
+	return el.Value.(*cached).data, true
+}
+
+func (c *chunks) memPut(k chunkKey, data []byte) {
+	size := int64(len(data))
+	if size > c.memMax {
+		return
+	}
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	if c.mem[k] != nil {
+		return
+	}
+	c.mem[k] = c.memLRU.PushFront(&cached{key: k, data: data, size: size})
+	c.memSize += size
+	for c.memSize > c.memMax {
+		el := c.memLRU.Back()
+		e := el.Value.(*cached)
+		c.memLRU.Remove(el)
+		delete(c.mem, e.key)
+		c.memSize -= e.size
+	}
+	c.m.cacheBytes.WithLabelValues("memory").Set(float64(c.memSize))
+}
+
+func (c *chunks) path(k chunkKey) string {
+	sum := sha256.Sum256([]byte(k.seg))
+	return filepath.Join(c.dir, hex.EncodeToString(sum[:16])+"-"+strconv.FormatInt(k.offset, 10))
+}
+
+func (c *chunks) diskGet(k chunkKey) ([]byte, bool) {
+	if c.dir == "" {
+		return nil, false
+	}
+	c.diskMu.Lock()
+	el := c.disk[k]
+	if el != nil {
+		c.diskLRU.MoveToFront(el)
+	}
+	c.diskMu.Unlock()
+	if el == nil {
+		return nil, false
+	}
+	raw, err := os.ReadFile(c.path(k))
+	if err != nil || int64(len(raw)) != k.length {
+		return nil, false // evicted meanwhile, or damaged: read the bucket
+	}
+	return raw, true
+}
+
+// diskPut stores a raw chunk. Failures only cost a later bucket read.
+func (c *chunks) diskPut(k chunkKey, raw []byte) {
+	size := int64(len(raw))
+	if c.dir == "" || size > c.diskMax {
+		return
+	}
+	p := c.path(k)
+	tmp, err := os.CreateTemp(c.dir, "tmp-*")
+	if err != nil {
+		return
+	}
+	_, werr := tmp.Write(raw)
+	cerr := tmp.Close()
+	if werr != nil || cerr != nil || os.Rename(tmp.Name(), p) != nil {
+		_ = os.Remove(tmp.Name())
+		return
+	}
+	c.diskMu.Lock()
+	defer c.diskMu.Unlock()
+	if c.disk[k] != nil {
+		return
+	}
+	c.disk[k] = c.diskLRU.PushFront(&cached{key: k, size: size})
+	c.diskSize += size
+	for c.diskSize > c.diskMax {
+		el := c.diskLRU.Back()
+		e := el.Value.(*cached)
+		c.diskLRU.Remove(el)
+		delete(c.disk, e.key)
+		c.diskSize -= e.size
+		_ = os.Remove(c.path(e.key))
+	}
+	c.m.cacheBytes.WithLabelValues("disk").Set(float64(c.diskSize))
+}
+
+// sizes reports the bytes held by each tier (for tests and metrics).
+func (c *chunks) sizes() (mem, disk int64) {
+	c.memMu.Lock()
+	mem = c.memSize
+	c.memMu.Unlock()
+	c.diskMu.Lock()
+	disk = c.diskSize
+	c.diskMu.Unlock()
+	return mem, disk
+}

@@ -1,0 +1,55 @@
+package fetch
+
+import (
+	"fmt"
+
+	"github.com/prometheus/client_golang/prometheus"
+)
+
+type metrics struct {
+	hits         *prometheus.CounterVec
+	misses       prometheus.Counter
+	cacheBytes   *prometheus.GaugeVec
+	bytes        prometheus.Counter
+	waitDuration prometheus.Histogram
+	lookups      *prometheus.CounterVec
+}
+
+func newMetrics(reg prometheus.Registerer) (*metrics, error) {
+	m := &metrics{
+		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "silt_fetch_cache_hits_total",
+			Help: "Chunk reads served by a cache tier (memory, disk).",
+		}, []string{"tier"}),
+		misses: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_fetch_cache_misses_total",
+			Help: "Chunk reads that went to the object store.",
+		}),
+		cacheBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "silt_fetch_cache_bytes",
+			Help: "Bytes held by each chunk cache tier (memory: decoded, disk: raw).",
+		}, []string{"tier"}),
+		bytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_fetch_bytes_total",
+			Help: "Record batch bytes returned by reads.",
+		}),
+		waitDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name:    "silt_fetch_wait_duration_seconds",
+			Help:    "Time fetches spent waiting for new data (long poll).",
+			Buckets: prometheus.ExponentialBuckets(0.001, 2, 15),
+		}),
+		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "silt_fetch_index_lookups_total",
+			Help: "Batch index lookups, by source (cache, store).",
+		}, []string{"source"}),
+	}
+	if reg == nil {
+		return m, nil
+	}
+	for _, c := range []prometheus.Collector{m.hits, m.misses, m.cacheBytes, m.bytes, m.waitDuration, m.lookups} {
+		if err := reg.Register(c); err != nil {
+			return nil, fmt.Errorf("register fetch metrics: %w", err)
+		}
+	}
+	return m, nil
+}

@@ -1,0 +1,207 @@
+package fetch
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/siltdata/silt/metastore"
+	"github.com/siltdata/silt/segment"
+	"github.com/siltdata/silt/segment/objstore"
+)
+
+// Reader serves fetches. It is safe for concurrent use and starts no
+// goroutines.
+type Reader struct {
+	cfg    Config
+	store  metastore.Store
+	logger *slog.Logger
+	m      *metrics
+	index  *tailIndex
+	chunks *chunks
+
+	// watchMu guards watchers and closed.
+	watchMu  sync.Mutex
+	watchers map[metastore.TopicPartition]map[*Watch]struct{}
+	closed   bool
+}
+
+// New returns a Reader. With a CacheDir, the directory's contents are
+// removed.
+func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Reader, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("fetch config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	m, err := newMetrics(reg)
+	if err != nil {
+		return nil, err
+	}
+	c, err := newChunks(cfg, bucket, m)
+	if err != nil {
+		return nil, err
+	}
+	return &Reader{
+		cfg:      cfg,
+		store:    store,
+		logger:   logger,
+		m:        m,
+		index:    newTailIndex(cfg),
+		chunks:   c,
+		watchers: make(map[metastore.TopicPartition]map[*Watch]struct{}),
+	}, nil
+}
+
+// Read returns the record batches of tp from the batch containing offset
+// on, their base offsets patched, whole batches only, up to maxBytes but at
+// least one batch when any exists (KIP-74). It also returns the partition's
+// offsets. Reading at the high watermark returns no records and no error.
+// Errors: ErrOffsetOutOfRange (with the offsets),
+// metastore.ErrUnknownTopicOrPartition, or a store/bucket failure.
+func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64) ([]byte, metastore.PartitionOffsets, error) {
+	batches, offs, gen, ok := r.index.lookup(tp, offset, maxBytes)
+	if ok {
+		r.m.lookups.WithLabelValues("cache").Inc()
+	} else {
+		r.m.lookups.WithLabelValues("store").Inc()
+		var res []metastore.Batch
+		var err error
+		// Ask for at least the cache's worth of batches so a tailing
+		// reader's next fetches are served from the cache.
+		res, offs, err = r.store.Batches(ctx, tp, offset, max(maxBytes, 1))
+		if err != nil {
+			return nil, offs, err
+		}
+		r.index.update(tp, gen, res, offs)
+		if offset < offs.LogStartOffset || offset > offs.HighWatermark {
+			return nil, offs, ErrOffsetOutOfRange
+		}
+		batches = pick(res, maxBytes)
+	}
+	if len(batches) == 0 || offset == offs.HighWatermark {
+		return nil, offs, nil
+	}
+
+	chunks, err := r.loadChunks(ctx, batches)
+	if err != nil {
+		return nil, offs, err
+	}
+	out := make([]byte, 0, sumLen(batches))
+	for i, b := range batches {
+		data := chunks[i]
+		end := int64(b.Pos) + int64(b.Len)
+		if b.Pos < 0 || b.Len < 12 || end > int64(len(data)) {
+			return nil, offs, fmt.Errorf("batch %d of %s: range [%d,%d) outside chunk of %d bytes", b.BaseOffset, b.SegmentKey, b.Pos, end, len(data))
+		}
+		start := len(out)
+		out = append(out, data[b.Pos:end]...)
+		segment.PatchBaseOffset(out[start:], b.BaseOffset)
+		// The partition leader epoch (outside the CRC) is what Metadata
+		// reports for every partition, as Kafka stamps it at append.
+		binary.BigEndian.PutUint32(out[start+12:], uint32(LeaderEpoch))
+	}
+	r.m.bytes.Add(float64(len(out)))
+	return out, offs, nil
+}
+
+// chunkReadConcurrency bounds the chunks one Read loads at once. A reader
+// behind the tail needs one chunk per segment it crosses; loading them
+// together costs about one GET's latency instead of one per segment.
+const chunkReadConcurrency = 8
+
+// loadChunks returns the decoded chunk of each batch, same index.
+func (r *Reader) loadChunks(ctx context.Context, batches []metastore.Batch) ([][]byte, error) {
+	out := make([][]byte, len(batches))
+	keyOf := func(b metastore.Batch) chunkKey {
+		return chunkKey{seg: b.SegmentKey, offset: b.ChunkOffset, length: b.ChunkLength}
+	}
+	first := make(map[chunkKey]int, 1) // chunk -> first batch index using it
+	var distinct []int
+	for i, b := range batches {
+		if _, ok := first[keyOf(b)]; !ok {
+			first[keyOf(b)] = i
+			distinct = append(distinct, i)
+		}
+	}
+	if len(distinct) == 1 {
+		data, err := r.chunks.get(ctx, keyOf(batches[0]))
+		if err != nil {
+			return nil, err
+		}
+		for i := range out {
+			out[i] = data
+		}
+		return out, nil
+	}
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	var (
+		wg   sync.WaitGroup
+		sem  = make(chan struct{}, chunkReadConcurrency)
+		errs = make([]error, len(batches))
+	)
+	for _, i := range distinct {
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			out[i], errs[i] = r.chunks.get(ctx, keyOf(batches[i]))
+			if errs[i] != nil {
+				cancel()
+			}
+		})
+	}
+	wg.Wait()
+	// Report the cause, not the cancellations it led to.
+	var firstErr error
+	for _, i := range distinct {
+		if err := errs[i]; err != nil && (firstErr == nil || errors.Is(firstErr, context.Canceled)) {
+			firstErr = err
+		}
+	}
+	if firstErr != nil {
+		return nil, firstErr
+	}
+	for i, b := range batches {
+		out[i] = out[first[keyOf(b)]]
+	}
+	return out, nil
+}
+
+// LeaderEpoch is the partition leader epoch stamped into every batch read:
+// silt's partitions never change leader in the Kafka sense, and Metadata
+// reports epoch 0.
+const LeaderEpoch int32 = 0
+
+// Offsets returns a partition's log start offset and high watermark, from
+// the tail cache when it is current.
+func (r *Reader) Offsets(ctx context.Context, tp metastore.TopicPartition) (metastore.PartitionOffsets, error) {
+	if offs, ok := r.index.offsets(tp); ok {
+		return offs, nil
+	}
+	return r.store.Offsets(ctx, tp)
+}
+
+// Close wakes every waiting fetch. Reads after Close still work; new
+// watches fire at once.
+func (r *Reader) Close() error {
+	r.watchMu.Lock()
+	r.closed = true
+	for tp, set := range r.watchers {
+		for w := range set {
+			w.fire()
+		}
+		delete(r.watchers, tp)
+	}
+	r.watchMu.Unlock()
+	return nil
+}
+
+// IsOutOfRange reports whether err is ErrOffsetOutOfRange.
+func IsOutOfRange(err error) bool { return errors.Is(err, ErrOffsetOutOfRange) }
