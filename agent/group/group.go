@@ -1,28 +1,263 @@
-// Package group is the consumer-group coordinator. PLACEHOLDER: the
-// group helper replaces this file, keeping New/Close/Config.
+// Package group is silt's consumer-group coordinator: Kafka's classic group
+// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), committed offsets
+// and the group admin APIs, with Apache Kafka's state machine and error
+// codes.
+//
+// Every group is owned by one goroutine (group.run) fed by an unbuffered
+// channel of closures: all of a group's state, its timers' effects and its
+// metastore writes happen on that goroutine, so nothing in a group needs a
+// lock. A request that must wait (JoinGroup during a rebalance, a follower's
+// SyncGroup) leaves a reply channel with the group and waits on it.
+//
+// State that must survive an agent (members, generation, protocol, leader,
+// assignments, static instance ids) is saved with metastore.SaveGroup
+// whenever a generation completes or membership changes; committed offsets
+// go straight to metastore.CommitOffsets. A group is loaded from the
+// metastore the first time this coordinator touches it, so another agent
+// can take over a group whose coordinator died.
 package group
 
 import (
+	"context"
+	"errors"
+	"fmt"
 	"log/slog"
+	"sync"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/siltdata/silt/metastore"
 )
 
-// Config sets the coordinator's trade-offs.
-type Config struct{}
-
-// DefaultConfig returns the defaults.
-func DefaultConfig() Config { return Config{} }
-
-// Coordinator runs consumer groups.
-type Coordinator struct{}
-
-// New returns a Coordinator.
-func New(cfg Config, store metastore.Store, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
-	return &Coordinator{}, nil
+// Config sets the coordinator's trade-offs. The names follow Kafka's broker
+// settings.
+type Config struct {
+	// MinSessionTimeout and MaxSessionTimeout bound the session timeout a
+	// member may ask for (group.min/max.session.timeout.ms); outside them
+	// JoinGroup answers INVALID_SESSION_TIMEOUT. A low minimum detects dead
+	// consumers sooner at the cost of more heartbeats.
+	MinSessionTimeout time.Duration
+	MaxSessionTimeout time.Duration
+	// InitialRebalanceDelay (group.initial.rebalance.delay.ms) holds the
+	// first rebalance of an empty group open so members starting together
+	// land in one generation. Kafka's code default is 3s and its shipped
+	// server.properties sets 0; silt defaults to 0 (faster first join).
+	InitialRebalanceDelay time.Duration
+	// MaxMetadataBytes bounds committed offset metadata
+	// (offset.metadata.max.bytes); larger gets OFFSET_METADATA_TOO_LARGE.
+	MaxMetadataBytes int
+	// MaxGroupSize bounds members per group (group.max.size);
+	// JoinGroup beyond it answers GROUP_MAX_SIZE_REACHED.
+	MaxGroupSize int
+	// StoreTimeout bounds one metastore call made by a group.
+	StoreTimeout time.Duration
 }
 
-// Close stops the coordinator.
-func (c *Coordinator) Close() error { return nil }
+// DefaultConfig returns Kafka's defaults.
+func DefaultConfig() Config {
+	return Config{
+		MinSessionTimeout:     6 * time.Second,
+		MaxSessionTimeout:     30 * time.Minute,
+		InitialRebalanceDelay: 0,
+		MaxMetadataBytes:      4096,
+		MaxGroupSize:          1 << 20,
+		StoreTimeout:          10 * time.Second,
+	}
+}
+
+// Validate reports what is wrong with c.
+func (c Config) Validate() error {
+	var errs []error
+	if c.MinSessionTimeout <= 0 || c.MaxSessionTimeout < c.MinSessionTimeout {
+		errs = append(errs, fmt.Errorf("session timeouts [%s, %s]: need 0 < min <= max", c.MinSessionTimeout, c.MaxSessionTimeout))
+	}
+	if c.InitialRebalanceDelay < 0 {
+		errs = append(errs, fmt.Errorf("initial rebalance delay %s: must not be negative", c.InitialRebalanceDelay))
+	}
+	if c.MaxMetadataBytes < 0 {
+		errs = append(errs, fmt.Errorf("max metadata bytes %d: must not be negative", c.MaxMetadataBytes))
+	}
+	if c.MaxGroupSize < 1 {
+		errs = append(errs, fmt.Errorf("max group size %d: must be at least 1", c.MaxGroupSize))
+	}
+	if c.StoreTimeout <= 0 {
+		errs = append(errs, fmt.Errorf("store timeout %s: must be positive", c.StoreTimeout))
+	}
+	return errors.Join(errs...)
+}
+
+// Errors returned by the coordinator.
+var (
+	// ErrClosed means the coordinator was closed; the agent answers
+	// NOT_COORDINATOR so the client looks for another one.
+	ErrClosed = errors.New("group coordinator closed")
+)
+
+// Client is who sent a request, as DescribeGroups shows it.
+type Client struct {
+	ID   string // client.id
+	Host string // remote address, "/1.2.3.4" as Kafka prints it
+}
+
+// Coordinator runs consumer groups.
+type Coordinator struct {
+	cfg     Config
+	store   metastore.Store
+	logger  *slog.Logger
+	metrics *metrics
+
+	// ctx is cancelled by Close; every group goroutine, timer callback,
+	// waiting request and metastore call made for a group watches it.
+	ctx    context.Context
+	cancel context.CancelFunc
+	wg     sync.WaitGroup // group goroutines
+
+	// mu guards groups and closed. It is never held while talking to a
+	// group goroutine or the store.
+	mu     sync.Mutex
+	groups map[string]*group
+	closed bool
+
+	// stateHook, when set (tests only, before use), is called on the
+	// group goroutine at every state change.
+	stateHook func(group string, s string)
+}
+
+// New returns a Coordinator. Metrics are registered on reg (nil: none).
+func New(cfg Config, store metastore.Store, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("group config: %w", err)
+	}
+	if store == nil {
+		return nil, errors.New("group coordinator: nil store")
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	c := &Coordinator{
+		cfg:    cfg,
+		store:  store,
+		logger: logger,
+		groups: make(map[string]*group),
+	}
+	c.ctx, c.cancel = context.WithCancel(context.Background())
+	m, err := newMetrics(c, reg)
+	if err != nil {
+		return nil, err
+	}
+	c.metrics = m
+	return c, nil
+}
+
+// Close stops every group goroutine and timer and fails waiting requests
+// with NOT_COORDINATOR. Group state is already in the metastore.
+func (c *Coordinator) Close() error {
+	c.mu.Lock()
+	if c.closed {
+		c.mu.Unlock()
+		return nil
+	}
+	c.closed = true
+	c.cancel()
+	c.mu.Unlock()
+	c.wg.Wait()
+	return nil
+}
+
+// lookup returns the running group named name, starting it when absent.
+func (c *Coordinator) lookup(name string) (*group, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.closed {
+		return nil, ErrClosed
+	}
+	g := c.groups[name]
+	if g == nil {
+		g = newGroup(c, name)
+		c.groups[name] = g
+		c.wg.Add(1)
+		go g.run()
+	}
+	return g, nil
+}
+
+// unregister removes g from the map if it is still the registered group of
+// its name. Called by g's goroutine just before it exits.
+func (c *Coordinator) unregister(g *group) {
+	c.mu.Lock()
+	if c.groups[g.name] == g {
+		delete(c.groups, g.name)
+	}
+	c.mu.Unlock()
+}
+
+// running returns the groups currently loaded.
+func (c *Coordinator) running() []*group {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	out := make([]*group, 0, len(c.groups))
+	for _, g := range c.groups {
+		out = append(out, g)
+	}
+	return out
+}
+
+// do runs fn on the goroutine of the group named name and returns once fn
+// has run. A group goroutine that exits between lookup and send (it
+// unloaded itself) is replaced by a fresh one.
+func (c *Coordinator) do(ctx context.Context, name string, fn func(g *group)) error {
+	for {
+		g, err := c.lookup(name)
+		if err != nil {
+			return err
+		}
+		done := make(chan struct{})
+		op := func(g *group) { defer close(done); fn(g) }
+		select {
+		case g.ops <- op:
+			<-done
+			return nil
+		case <-g.done:
+			continue
+		case <-c.ctx.Done():
+			return ErrClosed
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+	}
+}
+
+// doExisting is do for a group only if it is loaded; it reports whether it
+// ran fn.
+func (c *Coordinator) doExisting(ctx context.Context, name string, fn func(g *group)) bool {
+	c.mu.Lock()
+	g := c.groups[name]
+	c.mu.Unlock()
+	if g == nil {
+		return false
+	}
+	done := make(chan struct{})
+	select {
+	case g.ops <- func(g *group) { defer close(done); fn(g) }:
+		<-done
+		return true
+	case <-g.done:
+	case <-c.ctx.Done():
+	case <-ctx.Done():
+	}
+	return false
+}
+
+// Forget drops this coordinator's in-memory state of a group it no longer
+// coordinates (another agent does now): waiting requests get
+// NOT_COORDINATOR and the next use reloads the group from the metastore.
+// Nothing is written to the metastore.
+func (c *Coordinator) Forget(ctx context.Context, name string) {
+	c.doExisting(ctx, name, func(g *group) { g.unload() })
+}
+
+// storeCtx bounds one metastore call made on behalf of a group.
+func (c *Coordinator) storeCtx() (context.Context, context.CancelFunc) {
+	return context.WithTimeout(c.ctx, c.cfg.StoreTimeout)
+}

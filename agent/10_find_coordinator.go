@@ -1,0 +1,85 @@
+package agent
+
+// FindCoordinator: v0-v5.
+//
+// Behaviour:
+//   - Key type 0 (group): the coordinator is coordinatorFor(key), the same
+//     rendezvous hash over the live agents on every agent, so all agents
+//     agree. v4+ batches keys (KIP-699); v0-v3 carry one key.
+//   - An empty group id answers INVALID_REQUEST (Kafka's check); unknown
+//     key types answer INVALID_REQUEST.
+//
+// Differences from Kafka: silt has no transactions, so key type 1
+// (transactional id) answers COORDINATOR_NOT_AVAILABLE with an error
+// message saying so (Kafka answers the same code when it cannot serve the
+// transaction coordinator); clients fail the transactional producer after
+// their retries instead of hanging.
+//
+// This file also holds ownsGroup, the coordinator check every group API
+// makes.
+
+import (
+	"context"
+	"net"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/agent/group"
+)
+
+func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.FindCoordinatorRequest)
+	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	keys := req.CoordinatorKeys
+	if req.Version < 4 {
+		keys = []string{req.CoordinatorKey}
+	}
+	for _, key := range keys {
+		c := kmsg.NewFindCoordinatorResponseCoordinator()
+		c.Key = key
+		c.NodeID = -1
+		switch {
+		case req.CoordinatorType == 1:
+			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+			c.ErrorMessage = kmsg.StringPtr("transactions are not supported by silt")
+		case req.CoordinatorType != 0, key == "":
+			c.ErrorCode = kerr.InvalidRequest.Code
+		default:
+			ag := a.coordinatorFor(key)
+			c.NodeID, c.Host, c.Port = ag.NodeID, ag.Host, ag.Port
+		}
+		if c.ErrorCode != 0 {
+			r.logError(c.ErrorCode, nil, "key", key, "key_type", req.CoordinatorType)
+		}
+		resp.Coordinators = append(resp.Coordinators, c)
+	}
+	if req.Version < 4 {
+		c := resp.Coordinators[0]
+		resp.ErrorCode, resp.ErrorMessage, resp.NodeID, resp.Host, resp.Port = c.ErrorCode, c.ErrorMessage, c.NodeID, c.Host, c.Port
+		resp.Coordinators = nil
+	}
+	return resp, nil
+}
+
+// ownsGroup reports whether this agent coordinates the group. When it does
+// not, any state it still holds for the group (from before the live agents
+// changed) is dropped, so that a later takeover reloads it from the
+// metastore instead of trusting a stale copy.
+func (a *Agent) ownsGroup(ctx context.Context, name string) bool {
+	if a.coordinatorFor(name).NodeID == a.self().NodeID {
+		return true
+	}
+	a.groups.Forget(ctx, name)
+	return false
+}
+
+// groupClient is the request's sender as DescribeGroups shows it: the
+// client id and "/host", as Kafka prints it.
+func groupClient(r *request) group.Client {
+	host := r.conn.remote
+	if h, _, err := net.SplitHostPort(host); err == nil {
+		host = h
+	}
+	return group.Client{ID: r.clientID, Host: "/" + host}
+}

@@ -1,0 +1,39 @@
+package agent
+
+// ListGroups: v0-v4.
+//
+// Behaviour: like a Kafka broker, each agent lists the groups it
+// coordinates (clients ask every broker and merge), with their protocol
+// type and, v4+, state, filtered by StatesFilter (case-insensitive). Groups
+// created only by offset commits are listed with an empty protocol type.
+//
+// Differences from Kafka: none intended.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (a *Agent) handleListGroups(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.ListGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
+	var states []string
+	if req.Version >= 4 {
+		states = req.StatesFilter
+	}
+	self := a.self().NodeID
+	owns := func(name string) bool { return a.coordinatorFor(name).NodeID == self }
+	groups, err := a.groups.ListGroups(ctx, states, owns)
+	if err != nil {
+		resp.ErrorCode = groupErrorCode(err)
+		r.logError(resp.ErrorCode, err)
+		return resp, nil
+	}
+	for _, g := range groups {
+		lg := kmsg.NewListGroupsResponseGroup()
+		lg.Group, lg.ProtocolType, lg.GroupState = g.Name, g.ProtocolType, g.State
+		resp.Groups = append(resp.Groups, lg)
+	}
+	return resp, nil
+}

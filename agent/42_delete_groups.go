@@ -1,0 +1,35 @@
+package agent
+
+// DeleteGroups: v0-v2.
+//
+// Behaviour: deletes each group and its committed offsets; per group
+// GROUP_ID_NOT_FOUND when unknown, NON_EMPTY_GROUP while it has members,
+// NOT_COORDINATOR when another agent coordinates it.
+//
+// Differences from Kafka: none intended.
+
+import (
+	"context"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+func (a *Agent) handleDeleteGroups(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.DeleteGroupsRequest)
+	resp := req.ResponseKind().(*kmsg.DeleteGroupsResponse)
+	for _, name := range req.Groups {
+		g := kmsg.NewDeleteGroupsResponseGroup()
+		g.Group = name
+		if a.ownsGroup(ctx, name) {
+			g.ErrorCode = a.groups.DeleteGroup(ctx, name)
+		} else {
+			g.ErrorCode = kerr.NotCoordinator.Code
+		}
+		if g.ErrorCode != 0 {
+			r.logError(g.ErrorCode, nil, "group", name)
+		}
+		resp.Groups = append(resp.Groups, g)
+	}
+	return resp, nil
+}
