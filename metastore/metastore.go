@@ -116,6 +116,23 @@ type Store interface {
 	Close() error
 }
 
+// CommitWatcher is implemented by stores that can tell an agent about
+// segments committed by other agents (Postgres: LISTEN/NOTIFY), so their
+// waiting fetches wake at once instead of after a cache timeout. Check for
+// it with a type assertion; a store without it (SQLite, one process) only
+// has the committing agent's own in-process notification.
+type CommitWatcher interface {
+	// WatchCommits calls fn with the partitions of each segment committed
+	// by any agent, until ctx ends; then it returns ctx's error. It runs
+	// in the caller's goroutine and calls fn one call at a time, so fn
+	// must not block for long. fn(nil) means "commits may have been
+	// missed: treat every partition as changed"; it is called once the
+	// watch is listening (so a caller may use it as a ready signal), again
+	// after each reconnection, and for commits too large to list.
+	// Connection failures are retried with backoff inside.
+	WatchCommits(ctx context.Context, fn func([]TopicPartition)) error
+}
+
 // TopicPartition names a partition by topic id.
 type TopicPartition struct {
 	Topic     TopicID
@@ -245,4 +262,8 @@ var (
 
 	// ErrLeaseExpired means an agent's lease is gone.
 	ErrLeaseExpired = errors.New("agent lease expired")
+
+	// ErrSegmentCommitted means CommitSegment was called for a key that is
+	// already committed: committing twice would index its batches twice.
+	ErrSegmentCommitted = errors.New("segment already committed")
 )

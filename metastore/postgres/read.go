@@ -1,0 +1,169 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/siltdata/silt/metastore"
+)
+
+// Batches reads the index in pages: the first asks for firstPage rows (a
+// typical fetch of 1 MiB in 32 KiB+ batches fits), each next one for twice
+// as many up to maxPage. Every page is one index range scan, so a read is
+// O(result) and never ships many more rows than it uses.
+const (
+	firstPage = 32
+	maxPage   = 1024
+)
+
+func unknownTP(tp metastore.TopicPartition) error {
+	return fmt.Errorf("partition %s/%d: %w", tp.Topic, tp.Partition, metastore.ErrUnknownTopicOrPartition)
+}
+
+// batchesQuery reads the partition row and up to limit batches from $3.
+// The limit is a literal, not a parameter: with LIMIT $n Postgres
+// estimates a generic plan for 10% of the table and so re-plans the
+// statement on every call (planning costs several times the execution);
+// with a literal the cached generic plan is used. There are only a few
+// page sizes, so only a few statements.
+func batchesQuery(limit int) string {
+	return `SELECT p.log_start_offset, p.high_watermark,
+			coalesce(b.base_offset, -1), coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1),
+			coalesce(b.key, ''), coalesce(b.chunk_offset, 0), coalesce(b.chunk_length, 0),
+			coalesce(b.pos, 0), coalesce(b.len, 0)
+		FROM partitions p
+		LEFT JOIN LATERAL (
+			SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length, b.pos, b.len
+			FROM batches b JOIN segments s ON s.id = b.segment_id
+			WHERE b.partition_id = p.id AND b.last_offset >= $3
+			ORDER BY b.last_offset LIMIT ` + strconv.Itoa(limit) + `
+		) b ON true
+		WHERE p.topic_id = $1 AND p.partition = $2`
+}
+
+// Batches implements metastore.Store. One statement reads the partition
+// row and walks the primary key (partition_id, last_offset) from offset,
+// so offsets and batches come from one snapshot. A batch after the first
+// is included only while the sum stays within maxBytes, as Kafka bounds a
+// fetch response.
+func (s *Store) Batches(ctx context.Context, tp metastore.TopicPartition, offset int64, maxBytes int64) ([]metastore.Batch, metastore.PartitionOffsets, error) {
+	var (
+		out   []metastore.Batch
+		po    metastore.PartitionOffsets
+		sum   int64
+		first = true
+		page  = firstPage
+	)
+	for {
+		rows, err := s.pool.Query(ctx, batchesQuery(page), uuidOf(tp.Topic), tp.Partition, offset)
+		if err != nil {
+			return nil, po, err
+		}
+		n, full, found := 0, false, false
+		for rows.Next() {
+			var b metastore.Batch
+			var o metastore.PartitionOffsets
+			if err := rows.Scan(&o.LogStartOffset, &o.HighWatermark, &b.BaseOffset, &b.LastOffset, &b.MaxTimestamp,
+				&b.SegmentKey, &b.ChunkOffset, &b.ChunkLength, &b.Pos, &b.Len); err != nil {
+				rows.Close()
+				return nil, po, err
+			}
+			found = true
+			if first {
+				po, first = o, false
+			}
+			if b.BaseOffset < 0 {
+				break // the partition row without batches
+			}
+			n++
+			if len(out) > 0 && sum+int64(b.Len) > maxBytes {
+				full = true
+				break
+			}
+			out = append(out, b)
+			sum += int64(b.Len)
+			offset = b.LastOffset + 1
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return nil, po, err
+		}
+		if !found {
+			if len(out) > 0 { // deleted while paging
+				return out, po, nil
+			}
+			return nil, po, unknownTP(tp)
+		}
+		if full || n < page || sum >= maxBytes {
+			return out, po, nil
+		}
+		page = min(2*page, maxPage)
+	}
+}
+
+// Offsets implements metastore.Store.
+func (s *Store) Offsets(ctx context.Context, tp metastore.TopicPartition) (metastore.PartitionOffsets, error) {
+	var o metastore.PartitionOffsets
+	err := s.pool.QueryRow(ctx, `SELECT log_start_offset, high_watermark FROM partitions WHERE topic_id = $1 AND partition = $2`,
+		uuidOf(tp.Topic), tp.Partition).Scan(&o.LogStartOffset, &o.HighWatermark)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return o, unknownTP(tp)
+	}
+	return o, err
+}
+
+// OffsetForTimestamp implements metastore.Store through the index on
+// (partition_id, running_max_timestamp, last_offset): running_max_timestamp
+// never decreases with the offset, and the first batch whose running max
+// reaches ts is exactly the first batch whose own max timestamp does.
+func (s *Store) OffsetForTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (offset, timestamp int64, found bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(b.base_offset, -1), coalesce(b.max_timestamp, -1)
+		FROM partitions p
+		LEFT JOIN LATERAL (
+			SELECT base_offset, max_timestamp FROM batches
+			WHERE partition_id = p.id AND running_max_timestamp >= $3
+			ORDER BY running_max_timestamp, last_offset LIMIT 1
+		) b ON true
+		WHERE p.topic_id = $1 AND p.partition = $2`, uuidOf(tp.Topic), tp.Partition, ts).Scan(&offset, &timestamp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, false, unknownTP(tp)
+	}
+	if err != nil || offset < 0 {
+		return 0, 0, false, err
+	}
+	return offset, timestamp, true, nil
+}
+
+// MaxTimestamp implements metastore.Store: the first batch (by offset)
+// whose running max equals the partition's largest running max holds the
+// largest timestamp; two index probes.
+func (s *Store) MaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (offset, timestamp int64, found bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1)
+		FROM partitions p
+		LEFT JOIN LATERAL (
+			SELECT last_offset, max_timestamp FROM batches
+			WHERE partition_id = p.id AND running_max_timestamp >= (
+				SELECT running_max_timestamp FROM batches WHERE partition_id = p.id
+				ORDER BY running_max_timestamp DESC LIMIT 1)
+			ORDER BY running_max_timestamp, last_offset LIMIT 1
+		) b ON true
+		WHERE p.topic_id = $1 AND p.partition = $2`, uuidOf(tp.Topic), tp.Partition).Scan(&offset, &timestamp)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return 0, 0, false, unknownTP(tp)
+	}
+	if err != nil || offset < 0 {
+		return 0, 0, false, err
+	}
+	return offset, timestamp, true, nil
+}
+
+// NextProducerID implements metastore.Store.
+func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
+	var id int64
+	err := s.pool.QueryRow(ctx, `SELECT nextval('producer_ids')`).Scan(&id)
+	return id, err
+}
