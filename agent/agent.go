@@ -9,11 +9,16 @@
 package agent
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strconv"
+	"sync"
 	"time"
 
+	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/siltdata/silt/agent/group"
@@ -94,6 +99,9 @@ func (c Config) Validate() error {
 }
 
 // Agent is one silt broker.
+//
+// Lock order: a.mu before conn.mu and membership.mu; none is held while
+// calling the store.
 type Agent struct {
 	cfg    Config
 	store  metastore.Store
@@ -104,4 +112,188 @@ type Agent struct {
 	ingest *ingest.Pipeline
 	reader *fetch.Reader
 	groups *group.Coordinator
+
+	metrics *serverMetrics
+	topics  *topicCache
+	members *membership
+
+	// ctx is the parent of every connection and request context; cancel
+	// ends them on Shutdown.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	// handlers counts running request handlers. Only readers (counted in
+	// loops) add to it, so Shutdown waits for it after loops.
+	handlers sync.WaitGroup
+	// loops counts the accept loop and every connection's reader and
+	// writer goroutines.
+	loops sync.WaitGroup
+
+	// mu guards ln, conns, started and closing.
+	mu       sync.Mutex
+	ln       net.Listener
+	conns    map[*conn]struct{}
+	started  bool
+	closing  bool
+	shutdown sync.Once
+	downErr  error
+}
+
+// New builds an agent from its configuration and dependencies. It starts
+// the produce pipeline, the read path and the group coordinator, but does
+// not listen until Start.
+func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Agent, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("agent config: %w", err)
+	}
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
+	if reg == nil {
+		reg = prometheus.NewRegistry()
+	}
+	if cfg.AgentID == "" {
+		cfg.AgentID = uuid.NewString()
+	}
+	a := &Agent{
+		cfg:    cfg,
+		store:  store,
+		bucket: bucket,
+		logger: logger,
+		reg:    reg,
+		conns:  make(map[*conn]struct{}),
+	}
+	a.ctx, a.cancel = context.WithCancel(context.Background())
+	var err error
+	if a.metrics, err = newServerMetrics(reg); err != nil {
+		return nil, err
+	}
+	a.topics = newTopicCache(store, topicCacheTTL)
+	a.members = newMembership(a)
+
+	if a.reader, err = fetch.New(cfg.Fetch, store, bucket, logger, reg); err != nil {
+		return nil, fmt.Errorf("fetch: %w", err)
+	}
+	reader := a.reader
+	onCommit := func(tps []metastore.TopicPartition) { reader.Notify(tps) }
+	if a.ingest, err = ingest.New(cfg.Ingest, store, bucket, logger, reg, onCommit); err != nil {
+		_ = a.reader.Close()
+		return nil, fmt.Errorf("ingest: %w", err)
+	}
+	if a.groups, err = group.New(cfg.Group, store, logger, reg); err != nil {
+		_ = a.ingest.Close(context.Background())
+		_ = a.reader.Close()
+		return nil, fmt.Errorf("group: %w", err)
+	}
+	return a, nil
+}
+
+// Start listens on cfg.ListenAddr, registers the agent in the metastore and
+// serves connections in the background. It returns once the listener is
+// bound and the agent is registered.
+func (a *Agent) Start(ctx context.Context) error {
+	a.mu.Lock()
+	if a.started || a.closing {
+		a.mu.Unlock()
+		return errors.New("agent: already started or shut down")
+	}
+	a.started = true
+	a.mu.Unlock()
+
+	var lc net.ListenConfig
+	ln, err := lc.Listen(ctx, "tcp", a.cfg.ListenAddr)
+	if err != nil {
+		return fmt.Errorf("listen %s: %w", a.cfg.ListenAddr, err)
+	}
+	if err := a.members.register(ctx, ln.Addr()); err != nil {
+		_ = ln.Close()
+		return err
+	}
+	a.mu.Lock()
+	if a.closing { // Shutdown raced with Start
+		a.mu.Unlock()
+		_ = ln.Close()
+		_ = a.members.deregister(ctx)
+		return errors.New("agent: shut down during start")
+	}
+	// Under mu, so that Shutdown either sees none of this or all of it.
+	a.ln = ln
+	a.members.start()
+	a.loops.Add(1)
+	go a.acceptLoop(ln)
+	a.mu.Unlock()
+
+	a.logger.Info("agent listening", "addr", ln.Addr().String(), "node_id", a.NodeID(),
+		"advertised", net.JoinHostPort(a.self().Host, strconv.Itoa(int(a.self().Port))))
+	return nil
+}
+
+// Addr is the bound listener address ("" before Start), useful with port 0.
+func (a *Agent) Addr() string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.ln == nil {
+		return ""
+	}
+	return a.ln.Addr().String()
+}
+
+// NodeID is the broker id the metastore assigned at Start (-1 before).
+func (a *Agent) NodeID() int32 { return a.members.nodeID() }
+
+// Shutdown stops the agent: it stops accepting connections and reading
+// requests, flushes the produce pipeline (answering buffered produce
+// requests), lets running handlers finish, closes the connections,
+// deregisters from the metastore and stops every goroutine. A context
+// deadline bounds the wait; remaining work is then cancelled. Shutdown is
+// idempotent and safe to call without Start.
+func (a *Agent) Shutdown(ctx context.Context) error {
+	a.shutdown.Do(func() { a.downErr = a.doShutdown(ctx) })
+	return a.downErr
+}
+
+func (a *Agent) doShutdown(ctx context.Context) error {
+	var errs []error
+	a.mu.Lock()
+	a.closing = true
+	ln := a.ln
+	conns := make([]*conn, 0, len(a.conns))
+	for c := range a.conns {
+		conns = append(conns, c)
+	}
+	a.mu.Unlock()
+
+	// 1. No new connections, no new requests on existing ones.
+	if ln != nil {
+		_ = ln.Close()
+	}
+	for _, c := range conns {
+		c.stopReading()
+	}
+	// 2. Flush what produce requests have buffered and answer them.
+	if err := a.ingest.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close ingest: %w", err))
+	}
+	// 3. Handlers still running (fetch long polls, admin calls) see their
+	// context end and answer with what they have.
+	a.cancel()
+	// 4. Writers flush the answers, then the connections close. Each
+	// writer waits for its connection's handlers, so once the loops are
+	// done no handler can start any more.
+	for _, c := range conns {
+		c.finish(ctx)
+	}
+	a.loops.Wait()
+	a.handlers.Wait()
+	a.members.stop()
+	if err := a.members.deregister(ctx); err != nil {
+		errs = append(errs, err)
+	}
+	if err := a.groups.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close groups: %w", err))
+	}
+	if err := a.reader.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close fetch: %w", err))
+	}
+	return errors.Join(errs...)
 }

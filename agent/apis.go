@@ -21,7 +21,33 @@ type api struct {
 // apis lists every implemented API, by key. Each handler lives in the file
 // named after its key (00_produce.go, 01_fetch.go, ...), whose opening
 // comment says what it does and where it differs from Apache Kafka.
-var apis = []api{}
+var apis = []api{
+	{key: 0, min: 3, max: 13, handle: (*Agent).handleProduce},
+	{key: 1, min: 4, max: 17, handle: (*Agent).handleFetch},
+	{key: 2, min: 0, max: 10, handle: (*Agent).handleListOffsets},
+	{key: 3, min: 0, max: 13, handle: (*Agent).handleMetadata},
+	{key: 8, min: 0, max: 9, handle: (*Agent).handleOffsetCommit},
+	{key: 9, min: 0, max: 9, handle: (*Agent).handleOffsetFetch},
+	{key: 10, min: 0, max: 5, handle: (*Agent).handleFindCoordinator},
+	{key: 11, min: 0, max: 9, handle: (*Agent).handleJoinGroup},
+	{key: 12, min: 0, max: 4, handle: (*Agent).handleHeartbeat},
+	{key: 13, min: 0, max: 5, handle: (*Agent).handleLeaveGroup},
+	{key: 14, min: 0, max: 5, handle: (*Agent).handleSyncGroup},
+	{key: 15, min: 0, max: 5, handle: (*Agent).handleDescribeGroups},
+	{key: 16, min: 0, max: 4, handle: (*Agent).handleListGroups},
+	{key: 18, min: 0, max: 5, handle: (*Agent).handleApiVersions},
+	{key: 19, min: 0, max: 7, handle: (*Agent).handleCreateTopics},
+	{key: 20, min: 0, max: 6, handle: (*Agent).handleDeleteTopics},
+	{key: 22, min: 0, max: 4, handle: (*Agent).handleInitProducerID},
+	{key: 23, min: 0, max: 4, handle: (*Agent).handleOffsetForLeaderEpoch},
+	{key: 32, min: 0, max: 4, handle: (*Agent).handleDescribeConfigs},
+	{key: 33, min: 0, max: 2, handle: (*Agent).handleAlterConfigs},
+	{key: 37, min: 0, max: 3, handle: (*Agent).handleCreatePartitions},
+	{key: 42, min: 0, max: 2, handle: (*Agent).handleDeleteGroups},
+	{key: 44, min: 0, max: 1, handle: (*Agent).handleIncrementalAlterConfigs},
+	{key: 47, min: 0, max: 0, handle: (*Agent).handleOffsetDelete},
+	{key: 60, min: 0, max: 1, handle: (*Agent).handleDescribeCluster},
+}
 
 // request is one decoded request and where it came from.
 //
@@ -39,6 +65,3 @@ type request struct {
 	kreq     kmsg.Request
 	release  func() // idempotent
 }
-
-// conn is one client connection. (Defined by the server helper.)
-type conn struct{}

@@ -1,0 +1,166 @@
+package agent
+
+// Metadata: v0-v13.
+//
+// Behaviour:
+//   - Brokers are the live agents (cached, refreshed every few seconds);
+//     the controller id is the live agent with the lowest node id.
+//   - Every agent serves every partition. The "leader" of a partition is
+//     picked by leaderFor (rendezvous hashing over the live agents, within
+//     the client's zone when its client id carries silt_az=<zone>), so one
+//     client's traffic for a partition goes to one agent. Replicas and ISR
+//     are [leader], leader epoch 0, no offline replicas.
+//   - No topics listed (v0: an empty array; v1+: null) means all topics;
+//     v1+ empty array means none. v10+ topics may be named by id; an
+//     unknown id answers UNKNOWN_TOPIC_ID.
+//   - Unknown names are created when auto.create.topics.enable
+//     (Config.AutoCreateTopics) and the request allow it (v4+ flag; always
+//     for v0-v3), with Config.DefaultPartitions; invalid names answer
+//     INVALID_TOPIC_EXCEPTION; otherwise UNKNOWN_TOPIC_OR_PARTITION.
+//   - Authorized operations (v8+) are reported as everything allowed when
+//     asked for: silt has no authorizer, like Kafka without one.
+//
+// Differences from Kafka: Kafka answers an auto-created topic with
+// LEADER_NOT_AVAILABLE because its creation completes asynchronously;
+// silt's creation is one metastore transaction, so the new topic is
+// answered ready to use, saving the client a metadata round trip. A
+// metastore failure answers the affected topics with the retriable
+// LEADER_NOT_AVAILABLE; when the topic list itself cannot be read the
+// connection is closed (the client retries on a new one), rather than
+// answering a misleading empty list.
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/metastore"
+)
+
+// Authorized-operation bit sets reported without an authorizer (bit n set
+// for Kafka ACL operation code n).
+const (
+	topicAuthorizedOps   = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
+	clusterAuthorizedOps = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
+)
+
+func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, error) {
+	req := r.kreq.(*kmsg.MetadataRequest)
+	resp := req.ResponseKind().(*kmsg.MetadataResponse)
+
+	live := a.liveAgents()
+	for _, ag := range live {
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = ag.NodeID, ag.Host, ag.Port
+		if ag.Zone != "" {
+			b.Rack = kmsg.StringPtr(ag.Zone)
+		}
+		resp.Brokers = append(resp.Brokers, b)
+	}
+	resp.ClusterID = kmsg.StringPtr(a.cfg.ClusterID)
+	resp.ControllerID = live[0].NodeID
+	if req.IncludeClusterAuthorizedOperations {
+		resp.AuthorizedOperations = clusterAuthorizedOps
+	}
+
+	zone := clientZone(r.clientID)
+	all := req.Topics == nil || req.Version == 0 && len(req.Topics) == 0
+	if all {
+		topics, err := a.store.Topics(ctx)
+		if err != nil {
+			r.logError(kerr.LeaderNotAvailable.Code, err)
+			return nil, fmt.Errorf("list topics: %w", err)
+		}
+		for _, t := range topics {
+			resp.Topics = append(resp.Topics, a.metadataTopic(t, zone, req.IncludeTopicAuthorizedOperations))
+		}
+		return resp, nil
+	}
+
+	allowAuto := a.cfg.AutoCreateTopics && (req.Version < 4 || req.AllowAutoTopicCreation)
+	seenName := make(map[string]bool, len(req.Topics))
+	seenID := make(map[metastore.TopicID]bool)
+	for _, rt := range req.Topics {
+		if rt.Topic == nil { // v10+: by id
+			id := metastore.TopicID(rt.TopicID)
+			if seenID[id] {
+				continue
+			}
+			seenID[id] = true
+			t, err := a.topicByID(ctx, id)
+			if err != nil {
+				st := kmsg.NewMetadataResponseTopic()
+				st.TopicID = rt.TopicID
+				st.ErrorCode = metadataErrorCode(err, kerr.UnknownTopicID.Code)
+				r.logError(st.ErrorCode, err)
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
+			seenName[t.Name] = true
+			resp.Topics = append(resp.Topics, a.metadataTopic(t, zone, req.IncludeTopicAuthorizedOperations))
+			continue
+		}
+		name := *rt.Topic
+		if seenName[name] {
+			continue
+		}
+		seenName[name] = true
+		t, err := a.topicByName(ctx, name)
+		if errors.Is(err, metastore.ErrUnknownTopic) && allowAuto {
+			t, err = a.autoCreateTopic(ctx, name)
+		}
+		if err != nil {
+			st := kmsg.NewMetadataResponseTopic()
+			st.Topic = kmsg.StringPtr(name)
+			st.ErrorCode = metadataErrorCode(err, kerr.UnknownTopicOrPartition.Code)
+			if st.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+				r.logError(st.ErrorCode, err, "topic", name)
+			}
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		resp.Topics = append(resp.Topics, a.metadataTopic(t, zone, req.IncludeTopicAuthorizedOperations))
+	}
+	return resp, nil
+}
+
+// metadataErrorCode maps a topic lookup error: unknown answers
+// unknownCode, a bad name INVALID_TOPIC_EXCEPTION, anything else (the
+// metastore is unavailable) LEADER_NOT_AVAILABLE, which every client
+// retries after refreshing metadata.
+func metadataErrorCode(err error, unknownCode int16) int16 {
+	switch code := errorCode(err); code {
+	case kerr.UnknownTopicOrPartition.Code:
+		return unknownCode
+	case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.RequestTimedOut.Code:
+		return code
+	default:
+		return kerr.LeaderNotAvailable.Code
+	}
+}
+
+// metadataTopic describes one topic with its partitions' leaders.
+func (a *Agent) metadataTopic(t metastore.Topic, zone string, withOps bool) kmsg.MetadataResponseTopic {
+	st := kmsg.NewMetadataResponseTopic()
+	st.Topic = kmsg.StringPtr(t.Name)
+	st.TopicID = t.ID
+	if withOps {
+		st.AuthorizedOperations = topicAuthorizedOps
+	}
+	st.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
+	for p := range t.Partitions {
+		leader := a.leaderFor(t.ID, p, zone).NodeID
+		sp := kmsg.NewMetadataResponseTopicPartition()
+		sp.Partition = p
+		sp.Leader = leader
+		sp.LeaderEpoch = 0
+		sp.Replicas = []int32{leader}
+		sp.ISR = []int32{leader}
+		sp.OfflineReplicas = []int32{}
+		st.Partitions = append(st.Partitions, sp)
+	}
+	return st
+}

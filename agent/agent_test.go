@@ -1,0 +1,104 @@
+package agent
+
+import (
+	"context"
+	"io"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/twmb/franz-go/pkg/kadm"
+	"github.com/twmb/franz-go/pkg/kgo"
+	"go.uber.org/goleak"
+
+	"github.com/siltdata/silt/metastore"
+	"github.com/siltdata/silt/metastore/sqlite"
+	"github.com/siltdata/silt/segment/objstore"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+// testAgent is an agent on 127.0.0.1:0 over a SQLite metastore and a
+// directory bucket, both in t.TempDir().
+type testAgent struct {
+	*Agent
+	store metastore.Store
+	reg   *prometheus.Registry
+}
+
+func testLogger(t testing.TB) *slog.Logger {
+	if testing.Verbose() {
+		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	}
+	return slog.New(slog.NewTextHandler(io.Discard, nil))
+}
+
+func startAgent(t testing.TB, modify ...func(*Config)) *testAgent {
+	t.Helper()
+	dir := t.TempDir()
+	store, err := sqlite.Open(t.Context(), filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatalf("open sqlite: %v", err)
+	}
+	t.Cleanup(func() { store.Close() })
+	return startAgentOn(t, store, dir, modify...)
+}
+
+func startAgentOn(t testing.TB, store metastore.Store, dir string, modify ...func(*Config)) *testAgent {
+	t.Helper()
+	bucket, err := objstore.NewFS(filepath.Join(dir, "bucket"))
+	if err != nil {
+		t.Fatalf("fs bucket: %v", err)
+	}
+	cfg := DefaultConfig()
+	cfg.ListenAddr = "127.0.0.1:0"
+	for _, f := range modify {
+		f(&cfg)
+	}
+	reg := prometheus.NewRegistry()
+	a, err := New(cfg, store, bucket, testLogger(t), reg)
+	if err != nil {
+		t.Fatalf("new agent: %v", err)
+	}
+	if err := a.Start(t.Context()); err != nil {
+		t.Fatalf("start agent: %v", err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := a.Shutdown(ctx); err != nil {
+			t.Errorf("shutdown: %v", err)
+		}
+		bucket.Close()
+	})
+	return &testAgent{Agent: a, store: store, reg: reg}
+}
+
+// client returns a franz-go client and an admin client for the agent.
+func (a *testAgent) client(t testing.TB, opts ...kgo.Opt) (*kgo.Client, *kadm.Client) {
+	t.Helper()
+	cl, err := kgo.NewClient(append([]kgo.Opt{kgo.SeedBrokers(a.Addr())}, opts...)...)
+	if err != nil {
+		t.Fatalf("client: %v", err)
+	}
+	t.Cleanup(cl.Close)
+	return cl, kadm.NewClient(cl)
+}
+
+func ctxTimeout(t testing.TB) context.Context {
+	ctx, cancel := context.WithTimeout(t.Context(), 20*time.Second)
+	t.Cleanup(cancel)
+	return ctx
+}

@@ -1,0 +1,438 @@
+package agent
+
+import (
+	"bytes"
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"runtime/debug"
+	"sync"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+)
+
+// maxInFlight bounds the requests of one connection that are read but not
+// yet answered. When it is reached the connection stops reading, so a
+// client that pipelines faster than the agent answers is slowed by TCP
+// backpressure instead of growing the agent's memory.
+const maxInFlight = 100
+
+// conn is one client connection. Three kinds of goroutines serve it, all
+// counted in the agent's WaitGroups:
+//
+//   - readLoop (one) reads frames, decodes them and starts each request's
+//     handler once the previous request released; it owns pending and
+//     closes it when it stops;
+//   - one handler goroutine per request (Agent.handlers);
+//   - writeLoop (one) writes the answers in arrival order and closes the
+//     socket when pending is drained or the connection is aborted.
+type conn struct {
+	a      *Agent
+	nc     net.Conn
+	remote string
+
+	// ctx is every request's context: cancelled when the connection
+	// aborts or the agent shuts down.
+	ctx    context.Context
+	cancel context.CancelFunc
+
+	pending    chan *inflight
+	writerDone chan struct{}
+
+	// mu guards draining.
+	mu sync.Mutex
+	// draining is set by Shutdown: the reader stops without treating the
+	// interrupted read as an error, and the writer still flushes answers.
+	draining bool
+}
+
+// inflight is one request between its arrival and its answer.
+type inflight struct {
+	corr    int32
+	key     int16
+	flex    bool          // response header v1 (tagged fields)
+	done    chan struct{} // closed when resp/err are set
+	release chan struct{} // closed when the next request may start
+	resp    kmsg.Response // nil: nothing to send (acks=0 produce)
+	err     error         // non-nil: close the connection
+}
+
+func newConn(a *Agent, nc net.Conn) *conn {
+	ctx, cancel := context.WithCancel(a.ctx)
+	return &conn{
+		a:          a,
+		nc:         nc,
+		remote:     nc.RemoteAddr().String(),
+		ctx:        ctx,
+		cancel:     cancel,
+		pending:    make(chan *inflight, maxInFlight),
+		writerDone: make(chan struct{}),
+	}
+}
+
+// abort closes the connection at once: pending answers are dropped and
+// running handlers see a cancelled context.
+func (c *conn) abort() {
+	c.cancel()
+	_ = c.nc.Close()
+}
+
+// stopReading makes the reader stop after the frame it is reading; answers
+// to requests already read are still written.
+func (c *conn) stopReading() {
+	c.mu.Lock()
+	c.draining = true
+	c.mu.Unlock()
+	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+func (c *conn) isDraining() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.draining
+}
+
+// finish waits for the writer to flush every answer and close the socket,
+// or aborts the connection when ctx ends first.
+func (c *conn) finish(ctx context.Context) {
+	select {
+	case <-c.writerDone:
+	case <-ctx.Done():
+		c.abort()
+	}
+}
+
+// errClose marks protocol violations that Kafka answers by closing the
+// connection; the reader logs them once.
+var errClose = errors.New("closing connection")
+
+// readLoop is the connection's reader; see conn.
+func (c *conn) readLoop() {
+	defer c.a.loops.Done()
+	defer close(c.pending)
+	var (
+		size [4]byte
+		prev *inflight
+	)
+	for {
+		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+			c.readEnded(err)
+			return
+		}
+		n := int32(binary.BigEndian.Uint32(size[:]))
+		if n < 0 || n > c.a.cfg.MaxRequestBytes {
+			// Kafka's InvalidReceiveException: the size is never
+			// allocated, the connection is closed.
+			c.a.logger.Warn("closing connection: request size out of range",
+				"client", c.remote, "size", n, "max", c.a.cfg.MaxRequestBytes)
+			c.abort()
+			return
+		}
+		frame, err := readFrame(c.nc, int(n))
+		if err != nil {
+			c.readEnded(err)
+			return
+		}
+		inf, start, err := c.decode(frame)
+		if err != nil {
+			c.abort()
+			return
+		}
+		// Requests start in arrival order, each after the previous one
+		// released (see request in apis.go).
+		if prev != nil {
+			select {
+			case <-prev.release:
+			case <-c.ctx.Done():
+				return
+			}
+		}
+		select {
+		case c.pending <- inf:
+		case <-c.ctx.Done():
+			return
+		}
+		if start != nil {
+			c.a.handlers.Add(1)
+			go start()
+		}
+		prev = inf
+	}
+}
+
+// eagerFrame is the largest frame allocated whole before its bytes
+// arrive; larger ones grow as data comes in, so a client announcing a big
+// frame and sending nothing cannot make the agent hold the memory.
+const eagerFrame = 1 << 20
+
+// readFrame reads an n-byte frame.
+func readFrame(r io.Reader, n int) ([]byte, error) {
+	if n <= eagerFrame {
+		frame := make([]byte, n)
+		_, err := io.ReadFull(r, frame)
+		return frame, err
+	}
+	var buf bytes.Buffer
+	buf.Grow(eagerFrame)
+	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
+		if errors.Is(err, io.EOF) {
+			err = io.ErrUnexpectedEOF
+		}
+		return nil, err
+	}
+	return buf.Bytes(), nil
+}
+
+// readEnded classifies the error that ended the reader. During Shutdown
+// the writer still flushes what is pending; otherwise the client is gone
+// (or sent half a frame), so, as Kafka does, the connection closes and
+// running handlers see their context end.
+func (c *conn) readEnded(err error) {
+	if c.isDraining() {
+		return
+	}
+	switch {
+	case errors.Is(err, io.EOF), errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded):
+	case errors.Is(err, io.ErrUnexpectedEOF):
+		c.a.logger.Debug("client closed mid-frame", "client", c.remote)
+	default:
+		c.a.logger.Debug("connection read failed", "client", c.remote, "err", err)
+	}
+	c.abort()
+}
+
+// decode turns one frame into the request's place in the answer order and
+// the function that runs its handler (nil when the answer is already
+// known), or returns errClose when Kafka would close the connection.
+func (c *conn) decode(frame []byte) (inf *inflight, start func(), err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			c.a.logger.Error("panic decoding request", "client", c.remote, "panic", p, "stack", string(debug.Stack()))
+			inf, start, err = nil, nil, errClose
+		}
+	}()
+	h, api, kreq, err := parseRequest(frame)
+	if h.key == kmsg.ApiVersions.Int16() && errors.Is(err, errUnsupportedVersion) {
+		// KIP-511: the client retries with a version it finds in this
+		// v0 answer. Routine for clients newer than the agent: Debug.
+		c.a.metrics.countError(h.key, kerr.UnsupportedVersion.Code)
+		c.a.logger.Debug("request failed", "client", c.remote, "client_id", h.clientID,
+			"api", "ApiVersions", "api_version", h.version, "error", kerr.UnsupportedVersion.Message)
+		inf = &inflight{corr: h.corr, key: h.key, done: make(chan struct{}), release: make(chan struct{})}
+		inf.resp = unsupportedApiVersions()
+		close(inf.done)
+		close(inf.release)
+		return inf, nil, nil
+	}
+	if err != nil {
+		c.a.logger.Warn("closing connection", "client", c.remote, "client_id", h.clientID,
+			"api_key", h.key, "api_version", h.version, "err", err)
+		return nil, nil, errClose
+	}
+	inf = &inflight{
+		corr:    h.corr,
+		key:     h.key,
+		flex:    kreq.IsFlexible() && h.key != kmsg.ApiVersions.Int16(),
+		done:    make(chan struct{}),
+		release: make(chan struct{}),
+	}
+	var once sync.Once
+	r := &request{
+		conn:     c,
+		version:  h.version,
+		clientID: h.clientID,
+		kreq:     kreq,
+		release:  func() { once.Do(func() { close(inf.release) }) },
+	}
+	return inf, func() { c.run(api, inf, r) }, nil
+}
+
+// Reasons parseRequest gives for closing a connection.
+var (
+	errUnknownAPI         = errors.New("unsupported api key")
+	errUnsupportedVersion = errors.New("unsupported api version")
+)
+
+// parseRequest decodes a frame: header, then the body with the registered
+// API's request type. It never panics on any input (FuzzParseRequest).
+// For an ApiVersions request of an unknown version it returns the header
+// and errUnsupportedVersion without decoding the body, whose layout is
+// unknown.
+func parseRequest(frame []byte) (requestHeader, *api, kmsg.Request, error) {
+	h, body, err := parseHeader(frame)
+	if err != nil {
+		return h, nil, nil, fmt.Errorf("malformed request header: %w", err)
+	}
+	api := lookupAPI(h.key)
+	if api == nil {
+		return h, nil, nil, errUnknownAPI
+	}
+	if h.version < api.min || h.version > api.max {
+		return h, api, nil, fmt.Errorf("%w: v%d, supported v%d-v%d", errUnsupportedVersion, h.version, api.min, api.max)
+	}
+	kreq := kmsg.RequestForKey(h.key)
+	kreq.SetVersion(h.version)
+	if kreq.IsFlexible() {
+		if body, err = skipTags(body); err != nil {
+			return h, api, nil, fmt.Errorf("malformed request header tags: %w", err)
+		}
+	}
+	if err := kreq.ReadFrom(body); err != nil {
+		return h, api, nil, fmt.Errorf("malformed request body: %w", err)
+	}
+	return h, api, kreq, nil
+}
+
+// run is one request's handler goroutine.
+func (c *conn) run(api *api, inf *inflight, r *request) {
+	defer c.a.handlers.Done()
+	defer close(inf.done)
+	defer r.release()
+	name := kmsg.NameForKey(api.key)
+	begin := time.Now()
+	defer func() {
+		c.a.metrics.observe(name, time.Since(begin))
+		if p := recover(); p != nil {
+			c.a.logger.Error("panic in request handler; closing connection",
+				"client", c.remote, "client_id", r.clientID, "api", name,
+				"panic", p, "stack", string(debug.Stack()))
+			inf.resp, inf.err = nil, fmt.Errorf("%s handler panicked: %v", name, p)
+		}
+	}()
+	resp, err := api.handle(c.a, c.ctx, r)
+	if err != nil {
+		inf.err = err
+		return
+	}
+	if resp != nil {
+		resp.SetVersion(r.version)
+	}
+	inf.resp = resp
+}
+
+// writeLoop is the connection's writer; see conn.
+func (c *conn) writeLoop() {
+	defer c.a.loops.Done()
+	defer close(c.writerDone)
+	defer c.a.metrics.connections.Dec()
+	defer c.abort()
+	var buf []byte
+	broken := false
+	for inf := range c.pending {
+		<-inf.done // handlers always finish: their context ends with the connection
+		if broken {
+			continue
+		}
+		if inf.err != nil {
+			c.a.logger.Warn("closing connection", "client", c.remote,
+				"api", kmsg.NameForKey(inf.key), "err", inf.err)
+			broken = true
+			c.abort()
+			continue
+		}
+		if inf.resp == nil {
+			continue
+		}
+		buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0) // size, correlation id
+		if inf.flex {
+			buf = append(buf, 0) // response header v1: no tagged fields
+		}
+		buf = inf.resp.AppendTo(buf)
+		binary.BigEndian.PutUint32(buf[0:], uint32(len(buf)-4))
+		binary.BigEndian.PutUint32(buf[4:], uint32(inf.corr))
+		if _, err := c.nc.Write(buf); err != nil {
+			c.a.logger.Debug("connection write failed", "client", c.remote, "err", err)
+			broken = true
+			c.abort()
+		}
+		if cap(buf) > 1<<20 { // do not pin one large fetch answer
+			buf = nil
+		}
+	}
+}
+
+// requestHeader is a Kafka request header (v1, or v2 with tagged fields).
+type requestHeader struct {
+	key, version int16
+	corr         int32
+	clientID     string
+}
+
+var errShortHeader = errors.New("request header truncated")
+
+// parseHeader reads key, version, correlation id and client id; the
+// tagged fields of header v2 are skipped by the caller, which knows from
+// the API version whether they are present.
+func parseHeader(b []byte) (requestHeader, []byte, error) {
+	var h requestHeader
+	if len(b) < 10 {
+		return h, nil, errShortHeader
+	}
+	h.key = int16(binary.BigEndian.Uint16(b[0:]))
+	h.version = int16(binary.BigEndian.Uint16(b[2:]))
+	h.corr = int32(binary.BigEndian.Uint32(b[4:]))
+	n := int16(binary.BigEndian.Uint16(b[8:]))
+	b = b[10:]
+	if n > 0 {
+		if len(b) < int(n) {
+			return h, nil, errShortHeader
+		}
+		h.clientID = string(b[:n])
+		b = b[n:]
+	} else if n < -1 {
+		return h, nil, fmt.Errorf("client id length %d", n)
+	}
+	return h, b, nil
+}
+
+// skipTags skips a tagged-field section.
+func skipTags(b []byte) ([]byte, error) {
+	count, b, err := uvarint(b)
+	if err != nil {
+		return nil, err
+	}
+	for ; count > 0; count-- {
+		if _, b, err = uvarint(b); err != nil {
+			return nil, err
+		}
+		var size uint64
+		if size, b, err = uvarint(b); err != nil {
+			return nil, err
+		}
+		if uint64(len(b)) < size {
+			return nil, errShortHeader
+		}
+		b = b[size:]
+	}
+	return b, nil
+}
+
+func uvarint(b []byte) (uint64, []byte, error) {
+	v, n := binary.Uvarint(b)
+	if n <= 0 || v > 1<<31 {
+		return 0, nil, errShortHeader
+	}
+	return v, b[n:], nil
+}
+
+// logError counts a request-level error code and logs it once; handlers
+// call it for every error they answer that is worth an operator's look.
+func (r *request) logError(code int16, detail error, args ...any) {
+	name := kmsg.NameForKey(r.kreq.Key())
+	r.conn.a.metrics.countError(r.kreq.Key(), code)
+	attrs := append([]any{
+		"client", r.conn.remote, "client_id", r.clientID, "api", name,
+		"error", codeName(code),
+	}, args...)
+	if detail != nil {
+		attrs = append(attrs, "err", detail)
+	}
+	r.conn.a.logger.Log(r.conn.ctx, slog.LevelWarn, "request failed", attrs...)
+}
