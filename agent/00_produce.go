@@ -129,7 +129,7 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			MaxMessageBytes: cfg.maxMessageBytes,
 			LogAppendTime:   cfg.logAppendTime,
 			Now:             now,
-			KeysRequired:    cfg.cleanupPolicy == "compact",
+			KeysRequired:    cfg.compact,
 			AllowZstd:       req.Version >= 7,
 		}
 		for j := range rt.Partitions {
