@@ -28,8 +28,16 @@ fi
 command -v kcat >/dev/null || { echo "install-deps: installing kcat"; apt_install kcat; }
 python3 -c 'import confluent_kafka' 2>/dev/null || /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null || { echo "install-deps: installing python3-confluent-kafka"; apt_install python3-confluent-kafka; }
 
-if [ -f tests/interop/node/package.json ] && [ ! -d tests/interop/node/node_modules ]; then
-  echo "install-deps: npm install (tests/interop/node)"
-  (cd tests/interop/node && npm install --no-audit --no-fund --silent)
+# Node.js runs the kafkajs interop client (tests/e2e/kafkajs_test.go).
+command -v node >/dev/null && command -v npm >/dev/null || { echo "install-deps: installing nodejs and npm"; apt_install nodejs npm; }
+# npm install again when the pinned kafkajs version changed.
+node_dir=tests/interop/node
+if [ -f "$node_dir/package.json" ]; then
+  want=$(node -p "require('./$node_dir/package.json').dependencies.kafkajs")
+  have=$(node -p "require('./$node_dir/node_modules/kafkajs/package.json').version" 2>/dev/null || true)
+  if [ "$want" != "$have" ]; then
+    echo "install-deps: npm install (tests/interop/node: kafkajs $want)"
+    (cd "$node_dir" && npm install --no-audit --no-fund --silent)
+  fi
 fi
 echo "install-deps: ready"
