@@ -213,7 +213,7 @@ func (g *group) replaceStatic(old *member, cl Client, req *kmsg.JoinGroupRequest
 	g.c.logger.Info("static group member replaced", "group", g.name, "instance", *req.InstanceID, "old", old.id, "new", id)
 
 	isLeader := g.leader == id
-	if g.state == stateStable && unchanged && (!isLeader || req.Version >= 9) {
+	if g.state == stateStable && unchanged {
 		g.setJoin(m, cl, req)
 		m.joinReply = nil // answered right here
 		g.heartbeat(m)
@@ -221,7 +221,16 @@ func (g *group) replaceStatic(old *member, cl Client, req *kmsg.JoinGroupRequest
 			resp.ErrorCode = errorCode(err)
 			return nil
 		}
-		*resp = *g.joinResponse(m, req.Version, isLeader)
+		*resp = *g.joinResponse(m, req.Version, isLeader && req.Version >= 9)
+		if isLeader && req.Version < 9 {
+			// As Kafka's updateStaticMemberAndRebalance: a client that
+			// cannot skip the assignment (JoinGroup < v9) is told the
+			// leader is its old member id, so it acts as a follower and
+			// syncs the assignment it already has instead of computing a
+			// new one. It is still the group's leader internally.
+			resp.LeaderID = old.id
+			resp.Members = nil
+		}
 		return nil
 	}
 	return g.updateMember(m, cl, req)
