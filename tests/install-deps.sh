@@ -30,13 +30,19 @@ python3 -c 'import confluent_kafka' 2>/dev/null || /usr/bin/python3 -c 'import c
 
 # Node.js runs the kafkajs interop client (tests/e2e/kafkajs_test.go).
 command -v node >/dev/null && command -v npm >/dev/null || { echo "install-deps: installing nodejs and npm"; apt_install nodejs npm; }
-# npm install again when the pinned kafkajs version changed.
+# npm install again whenever an installed package's version differs from
+# the pin in package.json (or a package is missing).
 node_dir=tests/interop/node
 if [ -f "$node_dir/package.json" ]; then
-  want=$(node -p "require('./$node_dir/package.json').dependencies.kafkajs")
-  have=$(node -p "require('./$node_dir/node_modules/kafkajs/package.json').version" 2>/dev/null || true)
-  if [ "$want" != "$have" ]; then
-    echo "install-deps: npm install (tests/interop/node: kafkajs $want)"
+  stale=$(cd "$node_dir" && node -e '
+    const deps = require("./package.json").dependencies || {};
+    for (const [name, want] of Object.entries(deps)) {
+      let have = null;
+      try { have = require("./node_modules/" + name + "/package.json").version; } catch (e) {}
+      if (have !== want) { console.log(name); }
+    }')
+  if [ -n "$stale" ]; then
+    echo "install-deps: npm install (tests/interop/node: $(echo $stale))"
     (cd "$node_dir" && npm install --no-audit --no-fund --silent)
   fi
 fi

@@ -2,8 +2,8 @@
 //
 //   node interop.js produce BROKER TOPIC COUNT
 //       sends COUNT keyed messages with headers to partition 0 of TOPIC once
-//       per codec kafkajs supports without extra packages (none, gzip), and
-//       prints the acknowledged base offsets.
+//       per codec (none, gzip, snappy, lz4, zstd; the last three through
+//       codecs.js), and prints the acknowledged base offsets.
 //   node interop.js consume BROKER TOPIC GROUP COUNT
 //       consumes TOPIC from the beginning in consumer group GROUP until
 //       COUNT messages arrived, commits, and prints them.
@@ -13,6 +13,7 @@
 'use strict';
 process.env.KAFKAJS_NO_PARTITIONER_WARNING = '1';
 const { Kafka, CompressionTypes, logLevel } = require('kafkajs');
+const codecs = require('./codecs');
 
 const [mode, broker, topic, ...rest] = process.argv.slice(2);
 const deadlineMs = 60000;
@@ -35,8 +36,14 @@ async function produce(count) {
   const producer = kafka.producer({ allowAutoTopicCreation: true });
   await producer.connect();
   const results = [];
-  const codecs = [['none', CompressionTypes.None], ['gzip', CompressionTypes.GZIP]];
-  for (const [name, codec] of codecs) {
+  const codecList = [
+    ['none', CompressionTypes.None],
+    ['gzip', CompressionTypes.GZIP],
+    ['snappy', CompressionTypes.Snappy],
+    ['lz4', CompressionTypes.LZ4],
+    ['zstd', CompressionTypes.ZSTD],
+  ];
+  for (const [name, codec] of codecList) {
     const messages = [];
     for (let i = 0; i < count; i++) {
       messages.push({
@@ -84,6 +91,7 @@ async function consume(group, count) {
 }
 
 async function main() {
+  await codecs.register();
   switch (mode) {
     case 'produce': return produce(Number(rest[0]));
     case 'consume': return consume(rest[0], Number(rest[1]));
