@@ -20,10 +20,13 @@ build:
 test-deps:
 	./tests/install-deps.sh
 
-## test: install test dependencies, then run every test with -race
+## test: install test dependencies, then vet, run every test with -race,
+## check the Terraform formatting and run each fuzz target briefly
 test: test-deps
 	$(GO) vet ./...
-	$(GO) test -race -count=1 -timeout 25m ./...
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive deploy/terraform && echo "terraform fmt: ok"; \
+	  else echo "terraform fmt: skipped (terraform not installed)"; fi
+	./tests/run.sh
 	$(MAKE) fuzz FUZZTIME=10s
 
 ## fuzz: run every fuzz target (FUZZTIME each, default 2m)
@@ -40,8 +43,9 @@ fuzz:
 bench: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
-## lint: gofmt, go vet, golangci-lint when installed
+## lint: gofmt, go vet, terraform fmt, golangci-lint when installed
 lint:
+	@if command -v terraform >/dev/null; then terraform fmt -check -recursive deploy/terraform; fi
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi

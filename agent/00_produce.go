@@ -53,6 +53,7 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		p             *kmsg.ProduceResponseTopicPartition
 		first, n      int
 		logAppendTime bool
+		topic         string // for the per-topic metrics
 	}
 	var (
 		slots []slot
@@ -148,7 +149,7 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			for k := range batches {
 				batches[k].TopicPartition = tp
 			}
-			slots = append(slots, slot{p: sp, first: len(items), n: len(batches), logAppendTime: cfg.logAppendTime})
+			slots = append(slots, slot{p: sp, first: len(items), n: len(batches), logAppendTime: cfg.logAppendTime, topic: t.Name})
 			items = append(items, batches...)
 		}
 	}
@@ -188,6 +189,13 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		}
 	}
 	if req.Acks == 0 {
+		if err == nil {
+			// Nothing waits for the commit: count what was accepted.
+			for _, s := range slots {
+				bytes, records := itemBytes(items[s.first : s.first+s.n])
+				a.metrics.topics.produced(s.topic, bytes, records)
+			}
+		}
 		return noAck()
 	}
 	if err != nil {
@@ -212,6 +220,17 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			fail(s.p, perr, "")
 			continue
 		}
+		var (
+			bytes   int
+			records int64
+		)
+		for k, res := range results[s.first : s.first+s.n] {
+			if res.Err == nil { // a duplicate was counted when first written
+				bytes += len(items[s.first+k].Batch)
+				records += int64(items[s.first+k].Records)
+			}
+		}
+		a.metrics.topics.produced(s.topic, bytes, records)
 		first := results[s.first]
 		s.p.BaseOffset = first.BaseOffset
 		s.p.LogStartOffset = first.LogStartOffset
@@ -220,4 +239,13 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		}
 	}
 	return resp, nil
+}
+
+// itemBytes returns the batch bytes and record count of items.
+func itemBytes(items []ingest.Item) (bytes int, records int64) {
+	for _, it := range items {
+		bytes += len(it.Batch)
+		records += int64(it.Records)
+	}
+	return bytes, records
 }

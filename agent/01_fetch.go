@@ -41,7 +41,7 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
-func (a *Agent) handleFetch(ctx context.Context, r *request) (kmsg.Response, error) {
+func (a *Agent) handleFetch(ctx context.Context, r *request) (out kmsg.Response, _ error) {
 	r.release()
 	req := r.kreq.(*kmsg.FetchRequest)
 
@@ -75,6 +75,14 @@ func (a *Agent) handleFetch(ctx context.Context, r *request) (kmsg.Response, err
 			}
 		}
 	}
+
+	// Only the answered read counts as traffic out, not the reads a long
+	// poll discarded.
+	defer func() {
+		if resp, ok := out.(*kmsg.FetchResponse); ok {
+			a.metrics.topics.fetched(topics, resp)
+		}
+	}()
 
 	deadline := time.Now().Add(time.Duration(req.MaxWaitMillis) * time.Millisecond)
 	for {

@@ -92,6 +92,7 @@ type serverMetrics struct {
 	duration    *prometheus.HistogramVec
 	errors      *prometheus.CounterVec
 	connections prometheus.Gauge
+	topics      *topicMetrics // per-topic traffic, counted by Produce and Fetch
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -118,6 +119,10 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}
+	}
+	var err error
+	if m.topics, err = newTopicMetrics(reg); err != nil {
+		return nil, err
 	}
 	return m, nil
 }

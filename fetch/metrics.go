@@ -43,6 +43,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Help: "Batch index lookups, by source (cache, store).",
 		}, []string{"source"}),
 	}
+	// Zeros, not gaps, before the first read of each tier.
+	for _, tier := range []string{"memory", "disk"} {
+		m.hits.WithLabelValues(tier)
+	}
 	if reg == nil {
 		return m, nil
 	}

@@ -51,6 +51,14 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Buckets: prometheus.ExponentialBuckets(0.001, 2, 16),
 		}),
 	}
+	// Create every series up front so dashboards and alerts see zeros,
+	// not gaps, before the first cut or failure.
+	for _, reason := range []string{"bytes", "time", "close"} {
+		m.segments.WithLabelValues(reason)
+	}
+	for _, stage := range []string{"encode", "pending", "upload", "commit"} {
+		m.failures.WithLabelValues(stage)
+	}
 	if reg == nil {
 		return m, nil
 	}
