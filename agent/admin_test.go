@@ -2,6 +2,7 @@ package agent
 
 import (
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -11,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltdata/silt/metastore"
+	"github.com/siltdata/silt/segment/segmenttest"
 )
 
 func TestCreateDescribeDeleteTopics(t *testing.T) {
@@ -375,23 +377,32 @@ func TestDescribeBrokerConfigsAndCluster(t *testing.T) {
 }
 
 func TestListOffsets(t *testing.T) {
-	a := startAgent(t)
-	_, adm := a.client(t)
+	a := startAgent(t, fastIngest)
+	cl, adm := a.client(t)
 	ctx := ctxTimeout(t)
 	r, err := adm.CreateTopic(ctx, 2, 1, nil, "lo")
 	if err != nil || r.Err != nil {
 		t.Fatal(err, r.Err)
 	}
-	// Index two batches in partition 0 directly: ListOffsets reads only
-	// the metastore.
+	// Two real batches in partition 0: records 0-2 at base+1..base+3 (zstd
+	// compressed by the "client"), records 3-4 at base+20, base+21.
+	// Timestamp lookups find the batch in the index, then the record in it.
 	base := time.Now().UnixMilli()
-	tp := metastore.TopicPartition{Topic: metastore.TopicID(r.ID), Partition: 0}
-	_, err = a.store.CommitSegment(ctx, metastore.Segment{Key: "seg-1", Size: 100, Batches: []metastore.BatchAppend{
-		{TopicPartition: tp, Records: 3, MaxTimestamp: base + 10, ProducerID: -1, ChunkLength: 100, Len: 50},
-		{TopicPartition: tp, Records: 2, MaxTimestamp: base + 20, ProducerID: -1, ChunkLength: 100, Pos: 50, Len: 50},
-	}})
-	if err != nil {
-		t.Fatal(err)
+	for _, b := range [][]byte{
+		segmenttest.New(segmenttest.Options{Records: 3, FirstTimestamp: base + 1, Compressed: true}),
+		segmenttest.New(segmenttest.Options{Records: 2, FirstTimestamp: base + 20}),
+	} {
+		req := kmsg.NewPtrProduceRequest()
+		req.Acks, req.TimeoutMillis = -1, 10000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic, rt.TopicID = "lo", r.ID
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Records = b
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		if code := rawProduce(t, cl, req).Topics[0].Partitions[0].ErrorCode; code != 0 {
+			t.Fatalf("produce: %v", kerr.ErrorForCode(code))
+		}
 	}
 	check := func(what string, l kadm.ListedOffsets, p int32, offset, ts int64) {
 		t.Helper()
@@ -411,16 +422,25 @@ func TestListOffsets(t *testing.T) {
 		t.Fatal(err)
 	}
 	check("start", start, 0, 0, -1)
-	after, err := adm.ListOffsetsAfterMilli(ctx, base+15, "lo")
-	if err != nil {
-		t.Fatal(err)
+	for _, c := range []struct{ at, offset, ts int64 }{
+		{base, 0, base + 1},       // before everything: the first record
+		{base + 2, 1, base + 2},   // inside the compressed batch: that record
+		{base + 3, 2, base + 3},   // the batch's last record
+		{base + 15, 3, base + 20}, // between batches: the next batch's first
+		{base + 21, 4, base + 21}, // inside the second batch
+		{base + 100, 5, -1},       // after everything: the broker answers -1, kadm turns it into the end offset
+	} {
+		after, err := adm.ListOffsetsAfterMilli(ctx, c.at, "lo")
+		if err != nil {
+			t.Fatal(err)
+		}
+		check(fmt.Sprintf("after base+%d", c.at-base), after, 0, c.offset, c.ts)
 	}
-	check("after", after, 0, 3, base+20)
 	maxTS, err := adm.ListMaxTimestampOffsets(ctx, "lo")
 	if err != nil {
 		t.Fatal(err)
 	}
-	check("max timestamp", maxTS, 0, 4, base+20)
+	check("max timestamp", maxTS, 0, 4, base+21)
 
 	// -5 (latest tiered): the last record; -1 on an empty partition.
 	tiered := kmsg.NewPtrListOffsetsRequest()
