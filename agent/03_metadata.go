@@ -3,7 +3,9 @@ package agent
 // Metadata: v0-v13.
 //
 // Behaviour:
-//   - Brokers are the live agents (cached, refreshed every few seconds);
+//   - Brokers are the live agents (cached; re-read when older than
+//     onDemandRefresh, so a client sent here by an agent that is leaving
+//     is not sent back to it);
 //     the controller id is the live agent with the lowest node id.
 //   - Every agent serves every partition. The "leader" of a partition is
 //     picked by leaderFor (rendezvous hashing over the live agents, within
@@ -51,6 +53,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 	req := r.kreq.(*kmsg.MetadataRequest)
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
+	a.members.refreshIfOlder(ctx, onDemandRefresh)
 	live := a.liveAgents()
 	for _, ag := range live {
 		b := kmsg.NewMetadataResponseBroker()

@@ -31,6 +31,7 @@ import (
 func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.FindCoordinatorRequest)
 	resp := req.ResponseKind().(*kmsg.FindCoordinatorResponse)
+	a.members.refreshIfOlder(ctx, onDemandRefresh)
 	keys := req.CoordinatorKeys
 	if req.Version < 4 {
 		keys = []string{req.CoordinatorKey}

@@ -57,8 +57,18 @@ type Config struct {
 	// Larger frames close the connection, as Kafka does.
 	MaxRequestBytes int32
 	// LeaseTTL is how long the agent's registration lives without renewal;
-	// it is renewed every LeaseTTL/3.
+	// it is renewed every LeaseTTL/3. It is how long a crashed agent is
+	// still named as a leader and coordinator (its clients stall, then
+	// move), against how long a metastore hiccup may last before a live
+	// agent drops out. The default matches Kafka's broker session timeout.
 	LeaseTTL time.Duration
+	// LeaveGrace is how long a stopping agent keeps its connections open
+	// after deregistering, when other agents are live: it answers produce
+	// with NOT_LEADER_OR_FOLLOWER and group requests with NOT_COORDINATOR
+	// and serves fetches, while its clients refresh metadata and move to
+	// the others. Longer: fewer clients see the connection close; shorter:
+	// a faster exit.
+	LeaveGrace time.Duration
 
 	Ingest ingest.Config
 	Fetch  fetch.Config
@@ -73,7 +83,8 @@ func DefaultConfig() Config {
 		AutoCreateTopics:  true,
 		DefaultPartitions: 1,
 		MaxRequestBytes:   100 << 20,
-		LeaseTTL:          15 * time.Second,
+		LeaseTTL:          9 * time.Second,
+		LeaveGrace:        2 * time.Second,
 		Ingest:            ingest.DefaultConfig(),
 		Fetch:             fetch.DefaultConfig(),
 		Group:             group.DefaultConfig(),
@@ -94,6 +105,9 @@ func (c Config) Validate() error {
 	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("lease ttl %s: must be at least 1s", c.LeaseTTL))
+	}
+	if c.LeaveGrace < 0 {
+		errs = append(errs, fmt.Errorf("leave grace %s: must not be negative", c.LeaveGrace))
 	}
 	return errors.Join(errs...)
 }
@@ -128,12 +142,18 @@ type Agent struct {
 	// loops counts the accept loop and every connection's reader and
 	// writer goroutines.
 	loops sync.WaitGroup
+	// watching is the commit watcher goroutine (when the store is a
+	// metastore.CommitWatcher): it runs from Start until ctx ends.
+	watching sync.WaitGroup
 
-	// mu guards ln, conns, started and closing.
-	mu       sync.Mutex
-	ln       net.Listener
-	conns    map[*conn]struct{}
-	started  bool
+	// mu guards ln, conns, started, stopping and closing.
+	mu      sync.Mutex
+	ln      net.Listener
+	conns   map[*conn]struct{}
+	started bool
+	// stopping is set when Shutdown begins (Start must not register any
+	// more); closing once connections are no longer accepted.
+	stopping bool
 	closing  bool
 	shutdown sync.Once
 	downErr  error
@@ -170,6 +190,12 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 	}
 	a.topics = newTopicCache(store, topicCacheTTL)
 	a.members = newMembership(a)
+	if err := reg.Register(prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "silt_agents_live",
+		Help: "Agents holding a live lease in this agent's cached view (leaders and coordinators are picked among them).",
+	}, a.members.liveCount)); err != nil {
+		return nil, fmt.Errorf("register silt_agents_live: %w", err)
+	}
 
 	if a.reader, err = fetch.New(cfg.Fetch, store, bucket, logger, reg); err != nil {
 		return nil, fmt.Errorf("fetch: %w", err)
@@ -193,7 +219,7 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 // bound and the agent is registered.
 func (a *Agent) Start(ctx context.Context) error {
 	a.mu.Lock()
-	if a.started || a.closing {
+	if a.started || a.stopping {
 		a.mu.Unlock()
 		return errors.New("agent: already started or shut down")
 	}
@@ -210,7 +236,7 @@ func (a *Agent) Start(ctx context.Context) error {
 		return err
 	}
 	a.mu.Lock()
-	if a.closing { // Shutdown raced with Start
+	if a.stopping { // Shutdown raced with Start
 		a.mu.Unlock()
 		_ = ln.Close()
 		_ = a.members.deregister(ctx)
@@ -219,6 +245,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	// Under mu, so that Shutdown either sees none of this or all of it.
 	a.ln = ln
 	a.members.start()
+	a.watchCommits()
 	a.loops.Add(1)
 	go a.acceptLoop(ln)
 	a.mu.Unlock()
@@ -226,6 +253,23 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.logger.Info("agent listening", "addr", ln.Addr().String(), "node_id", a.NodeID(),
 		"advertised", net.JoinHostPort(a.self().Host, strconv.Itoa(int(a.self().Port))))
 	return nil
+}
+
+// watchCommits wakes this agent's waiting fetches on commits made by the
+// other agents, when the store can tell (Postgres LISTEN/NOTIFY); a
+// commit of this agent's own wakes them in process (see New). It runs
+// until a.ctx ends (Shutdown).
+func (a *Agent) watchCommits() {
+	w, ok := a.store.(metastore.CommitWatcher)
+	if !ok {
+		return
+	}
+	a.watching.Go(func() {
+		err := w.WatchCommits(a.ctx, a.reader.Notify)
+		if err != nil && a.ctx.Err() == nil {
+			a.logger.Error("commit watcher stopped", "err", err)
+		}
+	})
 }
 
 // Addr is the bound listener address ("" before Start), useful with port 0.
@@ -241,12 +285,17 @@ func (a *Agent) Addr() string {
 // NodeID is the broker id the metastore assigned at Start (-1 before).
 func (a *Agent) NodeID() int32 { return a.members.nodeID() }
 
-// Shutdown stops the agent: it stops accepting connections and reading
-// requests, flushes the produce pipeline (answering buffered produce
-// requests), lets running handlers finish, closes the connections,
-// deregisters from the metastore and stops every goroutine. A context
-// deadline bounds the wait; remaining work is then cancelled. Shutdown is
-// idempotent and safe to call without Start.
+// Shutdown stops the agent, moving its clients to the other agents
+// without errors reaching applications: it first deregisters and stops
+// naming itself in Metadata and FindCoordinator (group requests now
+// answer NOT_COORDINATOR), flushes the produce pipeline (answering
+// buffered produce requests; later ones answer NOT_LEADER_OR_FOLLOWER),
+// and when other agents are live keeps serving for LeaveGrace while
+// clients move. Then it stops accepting connections and reading
+// requests, lets running handlers finish, closes the connections and
+// stops every goroutine. A context deadline bounds the wait; remaining
+// work is then cancelled. Shutdown is idempotent and safe to call without
+// Start.
 func (a *Agent) Shutdown(ctx context.Context) error {
 	a.shutdown.Do(func() { a.downErr = a.doShutdown(ctx) })
 	return a.downErr
@@ -255,29 +304,50 @@ func (a *Agent) Shutdown(ctx context.Context) error {
 func (a *Agent) doShutdown(ctx context.Context) error {
 	var errs []error
 	a.mu.Lock()
-	a.closing = true
+	a.stopping = true
 	ln := a.ln
+	a.mu.Unlock()
+
+	// 1. Leave the cluster: the other agents stop naming this one (at
+	// their next refresh of the live list), and this one names only them.
+	others, err := a.members.leave(ctx)
+	if err != nil {
+		errs = append(errs, err)
+	}
+	// 2. Flush what produce requests have buffered and answer them;
+	// produce requests from now on answer NOT_LEADER_OR_FOLLOWER, which
+	// sends their clients to refresh metadata, now without this agent.
+	if err := a.ingest.Close(ctx); err != nil {
+		errs = append(errs, fmt.Errorf("close ingest: %w", err))
+	}
+	// 3. Give the clients time to move before closing their connections.
+	if others && ln != nil && a.cfg.LeaveGrace > 0 {
+		a.logger.Info("left the cluster; serving while clients move", "grace", a.cfg.LeaveGrace)
+		t := time.NewTimer(a.cfg.LeaveGrace)
+		select {
+		case <-t.C:
+		case <-ctx.Done():
+			t.Stop()
+		}
+	}
+	// 4. No new connections, no new requests on existing ones.
+	a.mu.Lock()
+	a.closing = true
 	conns := make([]*conn, 0, len(a.conns))
 	for c := range a.conns {
 		conns = append(conns, c)
 	}
 	a.mu.Unlock()
-
-	// 1. No new connections, no new requests on existing ones.
 	if ln != nil {
 		_ = ln.Close()
 	}
 	for _, c := range conns {
 		c.stopReading()
 	}
-	// 2. Flush what produce requests have buffered and answer them.
-	if err := a.ingest.Close(ctx); err != nil {
-		errs = append(errs, fmt.Errorf("close ingest: %w", err))
-	}
-	// 3. Handlers still running (fetch long polls, admin calls) see their
+	// 5. Handlers still running (fetch long polls, admin calls) see their
 	// context end and answer with what they have.
 	a.cancel()
-	// 4. Writers flush the answers, then the connections close. Each
+	// 6. Writers flush the answers, then the connections close. Each
 	// writer waits for its connection's handlers, so once the loops are
 	// done no handler can start any more.
 	for _, c := range conns {
@@ -285,10 +355,7 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 	}
 	a.loops.Wait()
 	a.handlers.Wait()
-	a.members.stop()
-	if err := a.members.deregister(ctx); err != nil {
-		errs = append(errs, err)
-	}
+	a.watching.Wait()
 	if err := a.groups.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close groups: %w", err))
 	}

@@ -18,20 +18,36 @@ import (
 
 // liveRefresh bounds how stale the cached list of live agents may be; the
 // list decides partition leaders and group coordinators, so every agent
-// should agree on it within a few seconds.
-const liveRefresh = 2 * time.Second
+// should agree on it within about a second. One indexed query per agent
+// per second is cheap next to the commit traffic.
+const liveRefresh = time.Second
+
+// onDemandRefresh is how old the cached list may be when a client asks
+// where to go (Metadata, FindCoordinator) before it is re-read first. A
+// client asks after NOT_LEADER_OR_FOLLOWER or NOT_COORDINATOR, typically
+// because an agent is leaving: answering from a list that still names
+// that agent would send the client straight back to it.
+const onDemandRefresh = 250 * time.Millisecond
 
 // membership is the agent's cluster membership: its lease in the
 // metastore and the cached list of live agents.
 type membership struct {
 	a *Agent
 
-	// mu guards self, live, registered and running.
+	// refreshMu serializes refreshes, so that a burst of on-demand
+	// refreshes costs one store query. Taken before mu, never inside it.
+	refreshMu sync.Mutex
+
+	// mu guards self, live, refreshed, registered, leaving and running.
 	mu         sync.Mutex
 	self       metastore.Agent
 	live       []metastore.Agent // sorted by node id; always holds self once registered
+	refreshed  time.Time         // when live was last read from the store
 	registered bool
-	running    bool // the lease loop was started
+	// leaving is set once shutdown starts: the agent has deregistered
+	// and no longer names itself as a leader, coordinator or broker.
+	leaving bool
+	running bool // the lease loop was started
 
 	// ctx bounds the lease loop's store calls; stop cancels it.
 	ctx    context.Context
@@ -144,6 +160,39 @@ func (m *membership) renew() {
 
 // refresh reloads the live agents; on failure the old list stays.
 func (m *membership) refresh(ctx context.Context) {
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	m.refreshLocked(ctx)
+}
+
+// refreshIfOlder reloads the live agents when the cached list is older
+// than age. Concurrent callers share one reload.
+func (m *membership) refreshIfOlder(ctx context.Context, age time.Duration) {
+	stale := func() bool {
+		m.mu.Lock()
+		defer m.mu.Unlock()
+		return m.registered && !m.leaving && time.Since(m.refreshed) > age
+	}
+	if !stale() {
+		return
+	}
+	m.refreshMu.Lock()
+	defer m.refreshMu.Unlock()
+	if stale() { // nobody refreshed while we waited
+		m.refreshLocked(ctx)
+	}
+}
+
+// refreshLocked is refresh with refreshMu held.
+func (m *membership) refreshLocked(ctx context.Context) {
+	m.mu.Lock()
+	leaving := m.leaving
+	m.mu.Unlock()
+	if leaving {
+		// Deregistered: the store no longer lists this agent, and the
+		// list must not grow it back (see liveAgents).
+		return
+	}
 	live, err := m.a.store.LiveAgents(ctx)
 	if err != nil {
 		m.a.logger.Warn("list live agents", "err", err)
@@ -151,10 +200,17 @@ func (m *membership) refresh(ctx context.Context) {
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
+	if m.leaving {
+		return
+	}
+	m.refreshed = time.Now()
 	if !slices.ContainsFunc(live, func(x metastore.Agent) bool { return x.ID == m.self.ID }) {
 		live = append(live, m.self)
 	}
 	slices.SortFunc(live, func(x, y metastore.Agent) int { return int(x.NodeID) - int(y.NodeID) })
+	if !slices.Equal(live, m.live) {
+		m.a.logger.Info("live agents", "agents", agentList(live))
+	}
 	m.live = live
 }
 
@@ -173,6 +229,23 @@ func (m *membership) stop() {
 	if running {
 		<-m.done
 	}
+}
+
+// leave starts a graceful exit: the lease loop stops (it would register
+// again), the agent stops naming itself as a broker, leader or group
+// coordinator, and its lease is removed so the other agents stop naming
+// it too. It reports whether other agents remain to take the clients.
+func (m *membership) leave(ctx context.Context) (others bool, err error) {
+	m.stop()
+	m.mu.Lock()
+	m.leaving = true
+	for _, x := range m.live {
+		if x.ID != m.self.ID {
+			others = true
+		}
+	}
+	m.mu.Unlock()
+	return others, m.deregister(ctx)
 }
 
 // deregister removes the lease so other agents stop naming this one.
@@ -197,14 +270,53 @@ func (m *membership) nodeID() int32 {
 }
 
 // liveAgents returns the cached live agents, sorted by node id. The slice
-// is shared: callers must not modify it.
+// is shared: callers must not modify it. A leaving agent leaves itself
+// out (unless it is the last one: an empty broker list helps no client).
 func (m *membership) liveAgents() []metastore.Agent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	if len(m.live) == 0 {
 		return []metastore.Agent{m.self}
 	}
+	if m.leaving {
+		var others []metastore.Agent
+		for _, x := range m.live {
+			if x.ID != m.self.ID {
+				others = append(others, x)
+			}
+		}
+		if len(others) > 0 {
+			m.live = others // leaving is final: compute once
+		}
+	}
 	return m.live
+}
+
+// liveCount is the number of live agents in the cached view, for the
+// silt_agents_live gauge: 0 before registration, and without this agent
+// once it is leaving.
+func (m *membership) liveCount() float64 {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	n := 0
+	for _, x := range m.live {
+		if !m.leaving || x.ID != m.self.ID {
+			n++
+		}
+	}
+	return float64(n)
+}
+
+// agentList formats agents for a log line.
+func agentList(agents []metastore.Agent) string {
+	var b strings.Builder
+	for i, x := range agents {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%d=%s", x.NodeID, net.JoinHostPort(x.Host, strconv.Itoa(int(x.Port))))
+	}
+	return b.String()
 }
 
 // self describes this agent as Metadata advertises it.

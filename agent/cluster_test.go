@@ -2,8 +2,10 @@ package agent
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"path/filepath"
 	"testing"
 	"time"
@@ -262,4 +264,133 @@ func TestAdvertisedAddress(t *testing.T) {
 	if s := b.self(); hostPort(s.Host, s.Port) != b.Addr() {
 		t.Fatalf("default advertised %s, listener %s", hostPort(s.Host, s.Port), b.Addr())
 	}
+}
+
+// TestLeavingAgentSendsClientsElsewhere checks a graceful exit with
+// another agent live: the leaving agent deregisters first and, while its
+// connections stay open for LeaveGrace, names only the other agent in
+// Metadata and FindCoordinator, answers produce with
+// NOT_LEADER_OR_FOLLOWER and group requests with NOT_COORDINATOR, and
+// its silt_agents_live gauge no longer counts itself.
+func TestLeavingAgentSendsClientsElsewhere(t *testing.T) {
+	dir := t.TempDir()
+	store, err := sqlite.Open(t.Context(), filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a := startAgentOn(t, store, filepath.Join(dir, "a"))
+	b := startAgentOn(t, store, filepath.Join(dir, "b"), func(c *Config) { c.LeaveGrace = 3 * time.Second })
+	a.members.refresh(t.Context())
+	b.members.refresh(t.Context())
+	if _, err := a.createTopic(t.Context(), metastore.TopicSpec{Name: "leave", Partitions: 4}); err != nil {
+		t.Fatal(err)
+	}
+	gauge := func(x *testAgent) float64 {
+		mfs, err := x.reg.Gather()
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, mf := range mfs {
+			if mf.GetName() == "silt_agents_live" {
+				return mf.GetMetric()[0].GetGauge().GetValue()
+			}
+		}
+		t.Fatal("silt_agents_live not registered")
+		return 0
+	}
+	if ga, gb := gauge(a), gauge(b); ga != 2 || gb != 2 {
+		t.Fatalf("silt_agents_live %v and %v, want 2", ga, gb)
+	}
+
+	c := dialRaw(t, b.Addr()) // a client connected before the shutdown
+	produce := func() int16 {
+		req := kmsg.NewPtrProduceRequest()
+		req.Version, req.Acks, req.TimeoutMillis = 9, -1, 5000
+		rt := kmsg.NewProduceRequestTopic()
+		rt.Topic = "leave"
+		rp := kmsg.NewProduceRequestTopicPartition()
+		rp.Partition, rp.Records = 0, oneRecordBatch([]byte("v"))
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return c.roundTrip(req).(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode
+	}
+	if code := produce(); code != 0 {
+		t.Fatalf("produce before shutdown: %s", codeName(code))
+	}
+
+	shut := make(chan error, 1)
+	go func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		shut <- b.Shutdown(ctx)
+	}()
+	waitFor(t, "b to deregister", func() bool {
+		live, err := store.LiveAgents(t.Context())
+		return err == nil && len(live) == 1 && live[0].NodeID == a.NodeID()
+	})
+	waitFor(t, "b to answer produce with NOT_LEADER_OR_FOLLOWER", func() bool {
+		return produce() == kerr.NotLeaderForPartition.Code
+	})
+
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 9
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr("leave")
+	md.Topics = append(md.Topics, rt)
+	resp := c.roundTrip(md).(*kmsg.MetadataResponse)
+	if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != a.NodeID() {
+		t.Fatalf("leaving agent lists brokers %+v, want only %d", resp.Brokers, a.NodeID())
+	}
+	for _, p := range resp.Topics[0].Partitions {
+		if p.Leader != a.NodeID() {
+			t.Fatalf("leaving agent names leader %d for partition %d", p.Leader, p.Partition)
+		}
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version, fc.CoordinatorKey = 3, "leave-group"
+	if got := c.roundTrip(fc).(*kmsg.FindCoordinatorResponse); got.ErrorCode != 0 || got.NodeID != a.NodeID() {
+		t.Fatalf("FindCoordinator at the leaving agent: node %d, %s", got.NodeID, codeName(got.ErrorCode))
+	}
+	hb := kmsg.NewPtrHeartbeatRequest()
+	hb.Version, hb.Group, hb.MemberID, hb.Generation = 3, "leave-group", "m", 1
+	if got := c.roundTrip(hb).(*kmsg.HeartbeatResponse); got.ErrorCode != kerr.NotCoordinator.Code {
+		t.Fatalf("Heartbeat at the leaving agent: %s, want NOT_COORDINATOR", codeName(got.ErrorCode))
+	}
+	if g := gauge(b); g != 1 {
+		t.Fatalf("leaving agent's silt_agents_live %v, want 1", g)
+	}
+	// The other agent drops it at its next refresh, or on demand when a
+	// client asks it for metadata.
+	ca := dialRaw(t, a.Addr())
+	waitFor(t, "a to stop listing b", func() bool {
+		return len(ca.roundTrip(md).(*kmsg.MetadataResponse).Brokers) == 1
+	})
+	if g := gauge(a); g != 1 {
+		t.Fatalf("silt_agents_live on a %v, want 1", g)
+	}
+	if err := <-shut; err != nil {
+		t.Fatalf("shutdown: %v", err)
+	}
+	c.expectClosed()
+}
+
+// oneRecordBatch encodes a magic-2 batch of one record with its CRC.
+func oneRecordBatch(value []byte) []byte {
+	rec := kmsg.NewRecord()
+	rec.Value = value
+	rec.Length = int32(len(rec.AppendTo(nil)) - 1) // the body after a 1-byte zero length
+	recs := rec.AppendTo(nil)
+	b := kmsg.NewRecordBatch()
+	b.Magic = 2
+	b.LastOffsetDelta = 0
+	b.FirstTimestamp, b.MaxTimestamp = time.Now().UnixMilli(), time.Now().UnixMilli()
+	b.ProducerID, b.ProducerEpoch, b.FirstSequence = -1, -1, -1
+	b.NumRecords = 1
+	b.Records = recs
+	raw := b.AppendTo(nil)
+	b.Length = int32(len(raw) - 12)
+	raw = b.AppendTo(nil)
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], crc32.MakeTable(crc32.Castagnoli)))
+	return raw
 }
