@@ -6,7 +6,7 @@ GO    ?= go
 SILT_CACHE ?= $(HOME)/.cache/silt
 export SILT_CACHE
 
-.PHONY: run build test test-deps fuzz bench lint clean
+.PHONY: run build test test-deps fuzz bench bench-full bench-micro lint clean
 
 ## run: start a single-node silt with embedded defaults on 127.0.0.1:9092
 run:
@@ -39,8 +39,17 @@ fuzz:
 	  done; \
 	done
 
-## bench: run the benchmarks
+## bench: the benchmark report (~3 min): raw MinIO and filesystem limits, kfake,
+## silt dev and silt agent under one load; writes tests/bench/results/latest.md
 bench: test-deps
+	$(GO) test -run='^TestReport$$' -v -count=1 -timeout=30m ./tests/bench -args -report
+
+## bench-full: the full report (30 s phases, 2 GiB cold replay; ~10 min)
+bench-full: test-deps
+	$(GO) test -run='^TestReport$$' -v -count=1 -timeout=60m ./tests/bench -args -report -full
+
+## bench-micro: the Go micro benchmarks (segment codec, metastore, read path, ...)
+bench-micro: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
 
 ## lint: gofmt, go vet, terraform fmt, golangci-lint when installed

@@ -50,6 +50,7 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.load.Duration, "duration", o.load.Duration, "length of each produce `phase`")
 	fs.Float64Var(&o.rateMB, "rate", 0, "produce rate in `MB/s` for the latency run; 0 measures saturation first and uses half of it")
 	fs.StringVar(&o.load.Compression, "compression", o.load.Compression, "producer `codec`: none, gzip, snappy, lz4, zstd")
+	fs.IntVar(&o.load.MaxInflight, "max-inflight", 0, "produce requests in `count` in flight per broker with idempotence disabled; 0 keeps the idempotent default (at most 5)")
 	fs.DurationVar(&o.flushInterval, "flush-interval", ingest.DefaultConfig().FlushInterval, "the cluster's flush `interval`, for the latency target")
 	fs.StringVar(&o.replay, "replay-bytes", "0", "replay this `size` of the saturation topic from its start (e.g. 1GiB; 0 skips); caches are whatever the cluster has")
 	fs.IntVar(&o.pid, "pid", 0, "`PID` of an agent on this machine, for CPU seconds per GB and RSS")
@@ -112,8 +113,12 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 	probe := loadgen.Probe{PID: o.pid, MetricsURL: o.metricsURL}
 	prefix := o.load.Topic
 	tbl := &loadgen.Table{Title: "silt bench against " + strings.Join(o.load.Brokers, ",")}
-	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (idempotent), %d producers, %d partitions, %d B records, compression %s, %s per phase",
-		o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Compression, o.load.Duration)}
+	idem := "idempotent"
+	if o.load.MaxInflight > 0 {
+		idem = fmt.Sprintf("not idempotent, %d requests in flight", o.load.MaxInflight)
+	}
+	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (%s), %d producers, %d partitions, %d B records, compression %s, %s per phase",
+		idem, o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Compression, o.load.Duration)}
 
 	var sat *loadgen.LoadResult
 	rate := o.rateMB * 1e6
@@ -186,6 +191,9 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 	}
 	tbl.Add("produce rate for latency", "MB/s", "", loadgen.MBps(half.Produce.Throughput()))
 	tbl.Add("produce latency p50 / p99 / p999", "ms", "", quant(half.Produce.Latency, 0.5)+" / "+quant(half.Produce.Latency, 0.99)+" / "+quant(half.Produce.Latency, 0.999))
+	if v := half.Agent.ServerLatency; v >= 0 {
+		tbl.Add("agent-side produce latency mean (append→commit)", "ms", "", loadgen.Num(v*1000, 1))
+	}
 	tbl.Add("end-to-end latency p50 / p99", "ms", "", quant(half.Consume.EndToEnd, 0.5)+" / "+quant(half.Consume.EndToEnd, 0.99))
 	if replay != nil {
 		tbl.Add("replay throughput (not necessarily cold)", "MB/s", "", loadgen.MBps(replay.Consume.Throughput()))

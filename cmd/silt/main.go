@@ -3,6 +3,7 @@
 //
 //	silt dev     one local agent with embedded defaults (SQLite + a directory)
 //	silt agent   a production agent (Postgres or SQLite metastore, S3 bucket)
+//	silt bench   load a cluster and report throughput and latency
 //	silt version the build's version
 //	silt help    usage
 //
@@ -56,6 +57,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		ctx, stop := signal.NotifyContext(context.Background(), syscall.SIGINT, syscall.SIGTERM)
 		defer stop()
 		return serve(ctx, stop, opts, stdout, stderr)
+	case "bench":
+		return runBench(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "silt %s\n", version())
 		return exitOK
@@ -81,6 +84,7 @@ Usage:
                        bucket directory under --data-dir, Kafka on 127.0.0.1:9092
   silt agent [flags]   run a production agent: --metastore postgres://... and
                        --bucket s3://bucket/prefix?endpoint=...&region=... are required
+  silt bench [flags]   load any Kafka cluster with franz-go and print throughput, latency and ratios (silt bench -h)
   silt version         print the version
   silt help [command]  print this help, or a command's flags
 

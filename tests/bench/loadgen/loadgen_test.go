@@ -1,0 +1,186 @@
+package loadgen
+
+import (
+	"context"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+	"go.uber.org/goleak"
+
+	"github.com/siltdata/silt/segment/objstore"
+)
+
+func TestMain(m *testing.M) {
+	code := m.Run()
+	if code == 0 {
+		if err := goleak.Find(); err != nil {
+			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
+			code = 1
+		}
+	}
+	os.Exit(code)
+}
+
+func TestSamplesQuantile(t *testing.T) {
+	var s Samples
+	if got := s.Quantile(0.99); got != 0 {
+		t.Fatalf("empty quantile = %v, want 0", got)
+	}
+	for i := 1000; i >= 1; i-- {
+		s.Add(time.Duration(i) * time.Millisecond)
+	}
+	for _, c := range []struct {
+		q    float64
+		want time.Duration
+	}{{0.5, 500 * time.Millisecond}, {0.99, 990 * time.Millisecond}, {0.999, 999 * time.Millisecond}, {1, time.Second}} {
+		if got := s.Quantile(c.q); got != c.want {
+			t.Errorf("Quantile(%v) = %v, want %v", c.q, got, c.want)
+		}
+	}
+}
+
+func TestParseBytes(t *testing.T) {
+	for in, want := range map[string]int64{"0": 0, "1000": 1000, "8MiB": 8 << 20, "2GiB": 2 << 30, "1.5KB": 1500, "3 MB": 3e6} {
+		got, err := ParseBytes(in)
+		if err != nil || got != want {
+			t.Errorf("ParseBytes(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	for _, bad := range []string{"", "x", "-1", "1XB"} {
+		if _, err := ParseBytes(bad); err == nil {
+			t.Errorf("ParseBytes(%q): no error", bad)
+		}
+	}
+}
+
+func TestParseMetrics(t *testing.T) {
+	m, err := parseMetrics(strings.NewReader(`# HELP x
+# TYPE silt_objstore_requests_total counter
+silt_objstore_requests_total{op="put"} 12
+silt_objstore_requests_total{op="get"} 3
+silt_ingest_segments_total{reason="bytes"} 4
+silt_ingest_segments_total{reason="time"} 6
+silt_ingest_commit_duration_seconds_count 10
+odd{label="a b"} 1.5e+00
+`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range []struct {
+		name   string
+		labels []string
+		want   float64
+	}{
+		{"silt_objstore_requests_total", []string{`op="put"`}, 12},
+		{"silt_objstore_requests_total", nil, 15},
+		{"silt_ingest_segments_total", nil, 10},
+		{"silt_ingest_commit_duration_seconds_count", nil, 10},
+		{"odd", nil, 1.5},
+		{"missing", nil, 0},
+	} {
+		if got := m.Sum(c.name, c.labels...); got != c.want {
+			t.Errorf("Sum(%s, %v) = %v, want %v", c.name, c.labels, got, c.want)
+		}
+	}
+}
+
+func TestProcStats(t *testing.T) {
+	pid := os.Getpid()
+	if _, err := CPUSeconds(pid); err != nil {
+		t.Fatal(err)
+	}
+	rss, err := MemoryBytes(pid, "VmRSS")
+	if err != nil || rss <= 0 {
+		t.Fatalf("VmRSS = %d, %v", rss, err)
+	}
+	w := WatchRSS(t.Context(), pid, time.Millisecond)
+	if peak := w.Stop(); peak <= 0 {
+		t.Fatalf("peak RSS %d", peak)
+	}
+}
+
+// TestRunLoadKfake drives the whole load path against franz-go's kfake:
+// every acknowledged record reaches the tail consumer and the replay, and
+// the latency samples cover every record.
+func TestRunLoadKfake(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.Topic, cfg.Partitions, cfg.Producers = c.ListenAddrs(), "t", 3, 2
+	cfg.Duration, cfg.MaxBytes, cfg.Rate = 5*time.Second, 2<<20, 4<<20
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	r, err := RunLoad(ctx, cfg, Probe{PID: os.Getpid()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Produce.Errors != 0 || r.Produce.Records == 0 {
+		t.Fatalf("produce: %d records, %d errors (%v)", r.Produce.Records, r.Produce.Errors, r.Produce.FirstErr)
+	}
+	if r.Produce.Bytes != r.Produce.Records*int64(cfg.RecordSize) || r.Produce.Bytes > cfg.MaxBytes {
+		t.Fatalf("produce: %d bytes for %d records (max %d)", r.Produce.Bytes, r.Produce.Records, cfg.MaxBytes)
+	}
+	if n := r.Produce.Latency.Len(); int64(n) != r.Produce.Records {
+		t.Fatalf("%d latency samples for %d records", n, r.Produce.Records)
+	}
+	if r.Consume.Records != r.Produce.Records || r.Consume.EndToEnd.Len() != int(r.Consume.Records) {
+		t.Fatalf("tail consumer got %d records (%d e2e samples), produced %d", r.Consume.Records, r.Consume.EndToEnd.Len(), r.Produce.Records)
+	}
+	if r.Agent.CPUSeconds < 0 || r.Agent.PeakRSS <= 0 || r.Agent.Puts != -1 {
+		t.Fatalf("figures with a PID and no metrics URL: %+v", r.Agent)
+	}
+	// The topic also holds the warmup's records, so a replay of exactly
+	// the phase's bytes ends inside the topic.
+	rep, err := Replay(ctx, cfg, r.Produce.Bytes, time.Minute, Probe{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rep.Consume.Bytes < r.Produce.Bytes {
+		t.Fatalf("replay read %d of %d bytes", rep.Consume.Bytes, r.Produce.Bytes)
+	}
+}
+
+func TestRawStoreFS(t *testing.T) {
+	b, err := objstore.NewFS(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	cfg := RawConfig{ObjectSize: 64 << 10, PutConcurrency: 2, ChunkSize: 16 << 10, GetConcurrency: 2, Duration: 100 * time.Millisecond, Prefix: "raw"}
+	put, keys, err := RawPut(t.Context(), b, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if put.Ops == 0 || int64(len(keys)) != put.Ops || put.Latency.Len() != int(put.Ops) || put.Bytes != put.Ops*int64(cfg.ObjectSize) {
+		t.Fatalf("put: %+v, %d keys", put, len(keys))
+	}
+	get, err := RawGet(t.Context(), b, keys, cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if get.Ops == 0 || get.Bytes != get.Ops*int64(cfg.ChunkSize) || get.Errors != 0 {
+		t.Fatalf("get: %+v", get)
+	}
+}
+
+func TestTablePrint(t *testing.T) {
+	tbl := &Table{Title: "x", Notes: []string{"n"}}
+	tbl.Add("throughput", "MB/s", "1.0", "", "2.0")
+	tbl.Check("silt", "≥ 1×", Ratio(2), true, true)
+	tbl.Check("silt", "≤ 1×", Ratio(2), false, true)
+	tbl.Check("silt", "p99", "?", true, false)
+	var sb strings.Builder
+	tbl.Print(&sb, []string{"a", "b", "c"})
+	out := sb.String()
+	for _, want := range []string{"## x", "| throughput | MB/s | 1.0 |", "| met ", "| not met |", "| n/a "} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
