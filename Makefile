@@ -24,7 +24,7 @@ test-deps:
 ## check the Terraform formatting and run each fuzz target briefly
 test: test-deps
 	$(GO) vet ./...
-	@if command -v terraform >/dev/null; then terraform fmt -check -recursive deploy/terraform && echo "terraform fmt: ok"; \
+	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive deploy/terraform && echo "terraform fmt: ok"; \
 	  else echo "terraform fmt: skipped (terraform not installed)"; fi
 	./tests/run.sh
 	$(MAKE) fuzz FUZZTIME=10s
@@ -54,7 +54,7 @@ bench-micro: test-deps
 
 ## lint: gofmt, go vet, terraform fmt, golangci-lint when installed
 lint:
-	@if command -v terraform >/dev/null; then terraform fmt -check -recursive deploy/terraform; fi
+	@if command -v terraform >/dev/null; then TF_CLI_CONFIG_FILE=/dev/null terraform fmt -check -recursive deploy/terraform; fi
 	@test -z "$$(gofmt -l $$(git ls-files '*.go'))" || { gofmt -l $$(git ls-files '*.go'); exit 1; }
 	$(GO) vet ./...
 	@if command -v golangci-lint >/dev/null; then golangci-lint run ./...; else echo "golangci-lint not installed; skipped"; fi
