@@ -97,7 +97,7 @@ const zstdTrustedRatio = 16
 func decodeZstd(dst, payload []byte, rawLen int) ([]byte, error) {
 	var fh zstd.Header
 	if err := fh.Decode(payload); err != nil {
-		return dst, fmt.Errorf("%w: zstd frame header: %v", ErrCorrupt, err)
+		return dst, fmt.Errorf("%w: zstd frame header: %w", ErrCorrupt, err)
 	}
 	// Encoders may leave the content size out for tiny frames (klauspost
 	// does below 256 bytes); when present it must match.
@@ -117,7 +117,7 @@ func decodeZstd(dst, payload []byte, rawLen int) ([]byte, error) {
 			continue
 		}
 		if err != nil {
-			return dst[:n], fmt.Errorf("%w: zstd: %v", ErrCorrupt, err)
+			return dst[:n], fmt.Errorf("%w: zstd: %w", ErrCorrupt, err)
 		}
 		if len(res)-n != rawLen {
 			return dst[:n], fmt.Errorf("%w: zstd payload decodes to %d bytes, raw length %d", ErrCorrupt, len(res)-n, rawLen)

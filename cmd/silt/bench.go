@@ -64,7 +64,7 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 			fs.PrintDefaults()
 			return o, errHelp
 		}
-		return o, fmt.Errorf("%v (see 'silt bench -h')", err)
+		return o, fmt.Errorf("%w (see 'silt bench -h')", err)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (see 'silt bench -h')", fs.Arg(0))
@@ -92,7 +92,7 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 func runBench(args []string, stdout, stderr io.Writer) int {
 	o, err := parseBenchOptions(args, stdout)
 	if err != nil {
-		if err == errHelp {
+		if errors.Is(err, errHelp) {
 			return exitOK
 		}
 		fmt.Fprintf(stderr, "silt bench: %v\n", err)
@@ -268,7 +268,7 @@ func rawBucket(ctx context.Context, o benchOptions, logger *slog.Logger) (put, g
 	if err != nil {
 		return put, get, err
 	}
-	defer b.Close()
+	defer func() { _ = b.Close() }()
 	ing := ingest.DefaultConfig()
 	cfg := loadgen.RawConfig{ObjectSize: ing.FlushBytes, PutConcurrency: ing.UploadConcurrency,
 		ChunkSize: ing.FlushBytes / o.load.Partitions, GetConcurrency: 8, Duration: min(o.load.Duration, 10*time.Second), Prefix: "bench-raw"}

@@ -114,7 +114,7 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 			printFlags(out, fs)
 			return o, errHelp
 		}
-		return o, fmt.Errorf("%v (see 'silt help %s')", err, mode)
+		return o, fmt.Errorf("%w (see 'silt help %s')", err, mode)
 	}
 	if fs.NArg() > 0 {
 		return o, fmt.Errorf("unexpected argument %q (see 'silt help %s')", fs.Arg(0), mode)
@@ -131,7 +131,7 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 			return
 		}
 		if err := fs.Set(f.Name, v); err != nil {
-			errs = append(errs, fmt.Errorf("%s (for --%s): invalid value %q: %v", envName(f.Name), f.Name, v, err))
+			errs = append(errs, fmt.Errorf("%s (for --%s): invalid value %q: %w", envName(f.Name), f.Name, v, err))
 			return
 		}
 		o.source[f.Name] = envName(f.Name)
@@ -239,7 +239,7 @@ func (o options) validate() error {
 func checkHostPort(addr string, listener bool) error {
 	host, port, err := net.SplitHostPort(addr)
 	if err != nil {
-		return fmt.Errorf("%q: want host:port: %v", addr, err)
+		return fmt.Errorf("%q: want host:port: %w", addr, err)
 	}
 	p, err := strconv.Atoi(port)
 	if err != nil || p < 0 || p > 65535 {
@@ -257,7 +257,7 @@ func metastoreKind(s string) (kind, target string, err error) {
 	switch {
 	case strings.HasPrefix(s, "postgres://"), strings.HasPrefix(s, "postgresql://"):
 		if _, err := url.Parse(s); err != nil {
-			return "", "", fmt.Errorf("not a valid URL: %v", err)
+			return "", "", fmt.Errorf("not a valid URL: %w", err)
 		}
 		return "postgres", s, nil
 	case strings.HasPrefix(s, "sqlite://"):
@@ -274,7 +274,7 @@ func metastoreKind(s string) (kind, target string, err error) {
 func checkBucketURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
-		return fmt.Errorf("not a valid URL: %v", err)
+		return fmt.Errorf("not a valid URL: %w", err)
 	}
 	switch u.Scheme {
 	case "s3":

@@ -166,10 +166,10 @@ func agentConfig(ctx context.Context, o options) (agent.Config, error) {
 	if o.advertisedAddrFile != "" {
 		var err error
 		if adv, err = waitAdvertisedFile(ctx, o.advertisedAddrFile, advertisedFileWait); err != nil {
-			return cfg, fmt.Errorf("%s: %v", o.name("advertised-addr-file"), err)
+			return cfg, fmt.Errorf("%s: %w", o.name("advertised-addr-file"), err)
 		}
 		if err := checkHostPort(adv, false); err != nil {
-			return cfg, fmt.Errorf("%s: file %s: %v", o.name("advertised-addr-file"), o.advertisedAddrFile, err)
+			return cfg, fmt.Errorf("%s: file %s: %w", o.name("advertised-addr-file"), o.advertisedAddrFile, err)
 		}
 	}
 	if adv != "" {
@@ -185,7 +185,7 @@ func agentConfig(ctx context.Context, o options) (agent.Config, error) {
 	applyTuning(&cfg, o, cacheDir)
 
 	if err := cfg.Validate(); err != nil {
-		return cfg, fmt.Errorf("invalid configuration: %v", err)
+		return cfg, fmt.Errorf("invalid configuration: %w", err)
 	}
 	return cfg, nil
 }

@@ -95,7 +95,7 @@ func Open(ctx context.Context, path string, logger *slog.Logger) (*Store, error)
 	r.SetMaxIdleConns(n)
 	s.r = r
 	if err := r.PingContext(ctx); err != nil {
-		s.Close()
+		_ = s.Close()
 		return nil, fmt.Errorf("sqlite metastore: open %s: %w", path, err)
 	}
 	return s, nil

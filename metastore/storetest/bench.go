@@ -54,7 +54,7 @@ func BenchCommit(b *testing.B, s metastore.Store) {
 						return nil
 					}
 				}
-				start := time.Now()
+				var start time.Time
 				if !parallel {
 					pid, err := s.NextProducerID(c)
 					if err != nil {

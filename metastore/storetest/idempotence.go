@@ -15,7 +15,7 @@ func expect(t *testing.T, what string, r metastore.BatchResult, off int64, err e
 	if !errors.Is(r.Err, err) {
 		t.Fatalf("%s: result %+v, want error %v", what, r, err)
 	}
-	if (err == nil || err == metastore.ErrDuplicateSequence) && r.BaseOffset != off {
+	if (err == nil || errors.Is(err, metastore.ErrDuplicateSequence)) && r.BaseOffset != off {
 		t.Fatalf("%s: base offset %d, want %d", what, r.BaseOffset, off)
 	}
 }
@@ -59,7 +59,7 @@ func testIdempotence(t *testing.T, s metastore.Store) {
 	// Only the last 5 batches are remembered: push 5 more, then the batch
 	// at seq 11 is no longer known and is out of order.
 	for i := int32(0); i < 5; i++ {
-		r = commit(t, s, "fill-"+string(rune('a'+i)), idem(tp, pid, 0, 13+i, 1))
+		r = commit(t, s, "fill-"+string('a'+i), idem(tp, pid, 0, 13+i, 1))
 		expect(t, "fill", r[0], int64(8+i), nil)
 	}
 	r = commit(t, s, "s7", idem(tp, pid, 0, 11, 1), idem(tp, pid, 0, 13, 1))

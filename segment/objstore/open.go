@@ -34,7 +34,7 @@ func Open(ctx context.Context, rawURL string) (Bucket, error) {
 	}
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return nil, fmt.Errorf("%w: %v", ErrInvalidURL, parseError(err))
+		return nil, fmt.Errorf("%w: %w", ErrInvalidURL, parseError(err))
 	}
 	switch u.Scheme {
 	case "file":
@@ -72,7 +72,7 @@ func Open(ctx context.Context, rawURL string) (Bucket, error) {
 func ParseS3URL(rawURL string) (S3Config, error) {
 	u, err := url.Parse(rawURL)
 	if err != nil {
-		return S3Config{}, fmt.Errorf("%w: %v", ErrInvalidURL, parseError(err))
+		return S3Config{}, fmt.Errorf("%w: %w", ErrInvalidURL, parseError(err))
 	}
 	if u.Scheme != "s3" {
 		return S3Config{}, fmt.Errorf("%w: %q: not an s3:// URL", ErrInvalidURL, redactURL(rawURL))

@@ -315,7 +315,6 @@ func TestClusterChaos(t *testing.T) {
 	consCtx, stopConsuming := context.WithCancel(ctx)
 	defer stopConsuming()
 	var consumers sync.WaitGroup
-	var consClients []*kgo.Client
 	for ci := range 3 {
 		cl := clusterClient(t, seeds,
 			kgo.ClientID(fmt.Sprintf("chaos-consumer-%d", ci)),
@@ -325,7 +324,6 @@ func TestClusterChaos(t *testing.T) {
 			kgo.AutoCommitInterval(time.Second),
 			kgo.FetchMaxWait(500*time.Millisecond),
 		)
-		consClients = append(consClients, cl)
 		consumers.Go(func() {
 			for {
 				fs := cl.PollFetches(consCtx)

@@ -131,7 +131,7 @@ func scrape(ctx context.Context, admin, name string) (float64, bool, error) {
 		}
 		f, err := strconv.ParseFloat(fields[0], 64)
 		if err != nil {
-			return 0, false, fmt.Errorf("metric line %q: %v", line, err)
+			return 0, false, fmt.Errorf("metric line %q: %w", line, err)
 		}
 		sum, found = sum+f, true
 	}

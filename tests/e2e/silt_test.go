@@ -52,7 +52,7 @@ func siltBinary(t testing.TB) string {
 		var out bytes.Buffer
 		cmd.Stdout, cmd.Stderr = &out, &out
 		if err := cmd.Run(); err != nil {
-			buildErr = fmt.Errorf("go build cmd/silt: %v\n%s", err, out.String())
+			buildErr = fmt.Errorf("go build cmd/silt: %w\n%s", err, out.String())
 		}
 	})
 	if buildErr != nil {

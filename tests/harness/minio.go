@@ -170,7 +170,7 @@ func startMinioLocal(t testing.TB) (*s3Server, error) {
 		return nil
 	})
 	if err != nil {
-		cleanupDir()
+		_ = cleanupDir()
 		return nil, err
 	}
 	onStop(func() error {

@@ -107,7 +107,7 @@ func startPostgresLocal(t testing.TB) (*pgServer, error) {
 	cleanupDir := func() error { return os.RemoveAll(dir) }
 	if cred != nil {
 		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			cleanupDir()
+			_ = cleanupDir()
 			return nil, err
 		}
 	}
@@ -121,7 +121,7 @@ func startPostgresLocal(t testing.TB) (*pgServer, error) {
 		// No usable template: initialize this server's own directory.
 		os.RemoveAll(data)
 		if err := runInitdb(bin, data, cred); err != nil {
-			cleanupDir()
+			_ = cleanupDir()
 			return nil, err
 		}
 	}
@@ -148,7 +148,7 @@ func startPostgresLocal(t testing.TB) (*pgServer, error) {
 		return err
 	})
 	if err != nil {
-		cleanupDir()
+		_ = cleanupDir()
 		return nil, err
 	}
 	onStop(func() error {

@@ -95,7 +95,7 @@ func freePort() (int, error) {
 	if err != nil {
 		return 0, err
 	}
-	defer l.Close()
+	defer func() { _ = l.Close() }()
 	return l.Addr().(*net.TCPAddr).Port, nil
 }
 
@@ -137,7 +137,7 @@ func waitUntil(p *process, timeout time.Duration, ready func() error) error {
 		}
 		select {
 		case <-p.done:
-			return fmt.Errorf("%s exited during startup (%v):\n%s", p.name, p.waitErr, p.logTail())
+			return fmt.Errorf("%s exited during startup (%w):\n%s", p.name, p.waitErr, p.logTail())
 		case <-tick.C:
 		}
 	}

@@ -139,7 +139,7 @@ func warmup(ctx context.Context, cfg Config) error {
 		return err
 	}
 	if r.Records == 0 {
-		return fmt.Errorf("warmup: nothing acknowledged (%d errors, first: %v)", r.Errors, r.FirstErr)
+		return fmt.Errorf("warmup: nothing acknowledged (%d errors, first: %w)", r.Errors, r.FirstErr)
 	}
 	return nil
 }

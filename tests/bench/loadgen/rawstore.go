@@ -81,7 +81,7 @@ func RawPut(ctx context.Context, b objstore.Bucket, cfg RawConfig) (RawResult, [
 	res.Ops, res.Errors = ops.Load(), errs.Load()
 	res.Bytes = res.Ops * int64(cfg.ObjectSize)
 	if res.Ops == 0 {
-		return res, nil, fmt.Errorf("raw put: nothing written: %v", first.get())
+		return res, nil, fmt.Errorf("raw put: nothing written: %w", first.get())
 	}
 	return res, keys, nil
 }
@@ -126,7 +126,7 @@ func RawGet(ctx context.Context, b objstore.Bucket, keys []string, cfg RawConfig
 	res.Elapsed = time.Since(start)
 	res.Ops, res.Bytes, res.Errors = ops.Load(), bytes.Load(), errs.Load()
 	if res.Ops == 0 {
-		return res, fmt.Errorf("raw get: nothing read: %v", first.get())
+		return res, fmt.Errorf("raw get: nothing read: %w", first.get())
 	}
 	return res, nil
 }

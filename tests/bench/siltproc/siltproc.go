@@ -149,7 +149,7 @@ func Start(ctx context.Context, s Spec) (*Proc, error) {
 		p.Kafka, p.Admin = addrs[0], addrs[1]
 		return p, nil
 	case <-p.done:
-		return nil, fmt.Errorf("%w: %v", ErrExited, p.err)
+		return nil, fmt.Errorf("%w: %w", ErrExited, p.err)
 	case <-timer.C:
 		p.Kill()
 		return nil, fmt.Errorf("%w (%s)", ErrNotReady, s.ReadyTimeout)
