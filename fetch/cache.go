@@ -32,6 +32,16 @@ type chunks struct {
 
 	memMax  int64
 	diskMax int64
+	preMax  int64
+
+	// preMu guards pre, preLRU and preSize: the prefetch pool, decoded
+	// chunks read ahead for replaying readers. It is separate from mem so
+	// read-ahead of old data never evicts the hot tail, and a chunk read
+	// from it is not promoted to mem for the same reason.
+	preMu   sync.Mutex
+	pre     map[chunkKey]*list.Element // of *cached
+	preLRU  *list.List
+	preSize int64
 
 	// memMu guards mem, memLRU and memSize.
 	memMu   sync.Mutex
@@ -55,6 +65,9 @@ type chunks struct {
 	// onJoin, when set (tests), is called when a reader joins another's
 	// load instead of starting its own.
 	onJoin func()
+	// onPrefetch, when set (tests), is called after each prefetch load
+	// that read the chunk, with its error.
+	onPrefetch func(chunkKey, error)
 }
 
 type cached struct {
@@ -77,6 +90,9 @@ func newChunks(cfg Config, bucket objstore.Bucket, m *metrics) (*chunks, error) 
 		dir:     cfg.CacheDir,
 		memMax:  cfg.MemoryBytes,
 		diskMax: cfg.CacheBytes,
+		preMax:  cfg.PrefetchBytes,
+		pre:     make(map[chunkKey]*list.Element),
+		preLRU:  list.New(),
 		mem:     make(map[chunkKey]*list.Element),
 		memLRU:  list.New(),
 		disk:    make(map[chunkKey]*list.Element),
@@ -103,6 +119,10 @@ func (c *chunks) get(ctx context.Context, k chunkKey) ([]byte, error) {
 			c.m.hits.WithLabelValues("memory").Inc()
 			return data, nil
 		}
+		if data, ok := c.preGet(k); ok {
+			c.m.hits.WithLabelValues("prefetch").Inc()
+			return data, nil
+		}
 		c.flightMu.Lock()
 		l, shared := c.flight[k]
 		if !shared {
@@ -115,7 +135,17 @@ func (c *chunks) get(ctx context.Context, k chunkKey) ([]byte, error) {
 		}
 
 		if !shared {
-			l.data, l.err = c.load(ctx, k)
+			// A load that ended between our cache checks and the flight
+			// check (often a prefetch's) left the chunk cached.
+			if data, ok := c.memGet(k); ok {
+				c.m.hits.WithLabelValues("memory").Inc()
+				l.data = data
+			} else if data, ok := c.preGet(k); ok {
+				c.m.hits.WithLabelValues("prefetch").Inc()
+				l.data = data
+			} else {
+				l.data, l.err = c.load(ctx, k, false)
+			}
 			c.flightMu.Lock()
 			delete(c.flight, k)
 			c.flightMu.Unlock()
@@ -135,7 +165,35 @@ func (c *chunks) get(ctx context.Context, k chunkKey) ([]byte, error) {
 	}
 }
 
-func (c *chunks) load(ctx context.Context, k chunkKey) ([]byte, error) {
+// prefetch loads a chunk into the prefetch pool unless it is cached or
+// being loaded already. Readers asking for it meanwhile share the load.
+func (c *chunks) prefetch(ctx context.Context, k chunkKey) error {
+	if c.memHas(k) || c.preHas(k) {
+		return nil
+	}
+	c.flightMu.Lock()
+	if c.flight[k] != nil {
+		c.flightMu.Unlock()
+		return nil
+	}
+	l := &load{done: make(chan struct{})}
+	c.flight[k] = l
+	c.flightMu.Unlock()
+	l.data, l.err = c.load(ctx, k, true)
+	c.flightMu.Lock()
+	delete(c.flight, k)
+	c.flightMu.Unlock()
+	close(l.done)
+	if c.onPrefetch != nil {
+		c.onPrefetch(k, l.err)
+	}
+	return l.err
+}
+
+// load reads a chunk from disk or the bucket and caches it: in mem, or
+// for a prefetch in the prefetch pool (and not on disk, whose LRU the
+// read-ahead of old data would churn).
+func (c *chunks) load(ctx context.Context, k chunkKey, prefetch bool) ([]byte, error) {
 	raw, ok := c.diskGet(k)
 	if ok {
 		c.m.hits.WithLabelValues("disk").Inc()
@@ -154,11 +212,65 @@ func (c *chunks) load(ctx context.Context, k chunkKey) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("decode chunk %s@%d: %w", k.seg, k.offset, err)
 	}
+	if prefetch {
+		c.m.prefetches.Inc()
+		c.m.prefetchBytes.Add(float64(len(raw)))
+		c.prePut(k, data)
+		return data, nil
+	}
 	if !ok {
 		c.diskPut(k, raw)
 	}
 	c.memPut(k, data)
 	return data, nil
+}
+
+func (c *chunks) memHas(k chunkKey) bool {
+	c.memMu.Lock()
+	defer c.memMu.Unlock()
+	return c.mem[k] != nil
+}
+
+func (c *chunks) preHas(k chunkKey) bool {
+	c.preMu.Lock()
+	defer c.preMu.Unlock()
+	return c.pre[k] != nil
+}
+
+func (c *chunks) preGet(k chunkKey) ([]byte, bool) {
+	c.preMu.Lock()
+	defer c.preMu.Unlock()
+	el := c.pre[k]
+	if el == nil {
+		return nil, false
+	}
+	// A replaying reader has passed this chunk: it goes first when room
+	// is needed, before chunks read ahead but not yet asked for. (A
+	// second reader replaying the same range still finds it until then.)
+	c.preLRU.MoveToBack(el)
+	return el.Value.(*cached).data, true
+}
+
+func (c *chunks) prePut(k chunkKey, data []byte) {
+	size := int64(len(data))
+	if size > c.preMax {
+		return
+	}
+	c.preMu.Lock()
+	defer c.preMu.Unlock()
+	if c.pre[k] != nil {
+		return
+	}
+	c.pre[k] = c.preLRU.PushFront(&cached{key: k, data: data, size: size})
+	c.preSize += size
+	for c.preSize > c.preMax {
+		el := c.preLRU.Back()
+		e := el.Value.(*cached)
+		c.preLRU.Remove(el)
+		delete(c.pre, e.key)
+		c.preSize -= e.size
+	}
+	c.m.cacheBytes.WithLabelValues("prefetch").Set(float64(c.preSize))
 }
 
 func (c *chunks) memGet(k chunkKey) ([]byte, bool) {

@@ -5,6 +5,8 @@
 // chunk from a bounded memory cache of decoded chunks, then a bounded disk
 // cache of raw chunks, then a range GET of the segment object (concurrent
 // misses of one chunk share one GET), and patches each batch's base offset.
+// Sequential readers far behind the tail (replay) get the next chunks read
+// ahead into a pool of their own (prefetch.go).
 //
 // Long polls wait on per-partition watchers that Notify wakes, so a commit
 // wakes a waiting fetch at once and nothing polls.
@@ -39,10 +41,29 @@ type Config struct {
 	// without a Notify: commits made by other agents reach this one's
 	// cache no later than this even if their notification is lost.
 	IndexMaxAge time.Duration
+
+	// PrefetchChunks is how many chunks are read ahead of a sequential
+	// reader far behind the tail (replay). 0 turns read-ahead off.
+	PrefetchChunks int
+	// PrefetchAheadBytes bounds the stored bytes read ahead of one
+	// reader (at least one chunk is).
+	PrefetchAheadBytes int64
+	// PrefetchBytes bounds the decoded chunks held for read-ahead, a
+	// pool apart from MemoryBytes so replay does not evict the hot tail.
+	PrefetchBytes int64
+	// PrefetchConcurrency bounds the read-ahead GETs (and the batch
+	// lookups planning them) in flight at once.
+	PrefetchConcurrency int
+	// PrefetchMinLag is how many offsets behind the high watermark a
+	// reader must be for read-ahead: readers near the tail read what
+	// was just committed, mostly from memory.
+	PrefetchMinLag int64
 }
 
 // DefaultConfig returns the defaults: memory only, 256 MiB of decoded
-// chunks, 10,000 partition indexes of up to 1,000 batches each.
+// chunks, 10,000 partition indexes of up to 1,000 batches each, and
+// read-ahead of 4 chunks (up to 32 MiB) per replaying reader into a
+// 128 MiB pool, 8 loads at a time, for readers 1,000 offsets or more behind.
 func DefaultConfig() Config {
 	return Config{
 		CacheBytes:        4 << 30,
@@ -50,6 +71,12 @@ func DefaultConfig() Config {
 		IndexCacheEntries: 10000,
 		IndexBatches:      1000,
 		IndexMaxAge:       time.Second,
+
+		PrefetchChunks:      4,
+		PrefetchAheadBytes:  32 << 20,
+		PrefetchBytes:       128 << 20,
+		PrefetchConcurrency: 8,
+		PrefetchMinLag:      1000,
 	}
 }
 
@@ -70,6 +97,23 @@ func (c Config) Validate() error {
 	}
 	if c.IndexMaxAge < 0 {
 		errs = append(errs, fmt.Errorf("index max age %s: must not be negative", c.IndexMaxAge))
+	}
+	if c.PrefetchChunks < 0 {
+		errs = append(errs, fmt.Errorf("prefetch chunks %d: must not be negative", c.PrefetchChunks))
+	}
+	if c.PrefetchChunks > 0 {
+		if c.PrefetchAheadBytes < 1 {
+			errs = append(errs, fmt.Errorf("prefetch ahead bytes %d: must be positive with prefetch chunks", c.PrefetchAheadBytes))
+		}
+		if c.PrefetchBytes < 1 {
+			errs = append(errs, fmt.Errorf("prefetch bytes %d: must be positive with prefetch chunks", c.PrefetchBytes))
+		}
+		if c.PrefetchConcurrency < 1 {
+			errs = append(errs, fmt.Errorf("prefetch concurrency %d: must be at least 1 with prefetch chunks", c.PrefetchConcurrency))
+		}
+	}
+	if c.PrefetchMinLag < 0 {
+		errs = append(errs, fmt.Errorf("prefetch min lag %d: must not be negative", c.PrefetchMinLag))
 	}
 	return errors.Join(errs...)
 }

@@ -13,13 +13,16 @@ type metrics struct {
 	bytes        prometheus.Counter
 	waitDuration prometheus.Histogram
 	lookups      *prometheus.CounterVec
+	// prefetches and prefetchBytes count chunks read ahead (raw bytes).
+	prefetches    prometheus.Counter
+	prefetchBytes prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	m := &metrics{
 		hits: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "silt_fetch_cache_hits_total",
-			Help: "Chunk reads served by a cache tier (memory, disk).",
+			Help: "Chunk reads served by a cache tier (memory, disk, prefetch).",
 		}, []string{"tier"}),
 		misses: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "silt_fetch_cache_misses_total",
@@ -27,7 +30,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		cacheBytes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "silt_fetch_cache_bytes",
-			Help: "Bytes held by each chunk cache tier (memory: decoded, disk: raw).",
+			Help: "Bytes held by each chunk cache tier (memory and prefetch: decoded, disk: raw).",
 		}, []string{"tier"}),
 		bytes: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "silt_fetch_bytes_total",
@@ -42,15 +45,23 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "silt_fetch_index_lookups_total",
 			Help: "Batch index lookups, by source (cache, store).",
 		}, []string{"source"}),
+		prefetches: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_fetch_prefetch_total",
+			Help: "Chunks read ahead for sequential readers behind the tail.",
+		}),
+		prefetchBytes: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_fetch_prefetch_bytes_total",
+			Help: "Bytes of chunks read ahead (as stored).",
+		}),
 	}
 	// Zeros, not gaps, before the first read of each tier.
-	for _, tier := range []string{"memory", "disk"} {
+	for _, tier := range []string{"memory", "disk", "prefetch"} {
 		m.hits.WithLabelValues(tier)
 	}
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.hits, m.misses, m.cacheBytes, m.bytes, m.waitDuration, m.lookups} {
+	for _, c := range []prometheus.Collector{m.hits, m.misses, m.cacheBytes, m.bytes, m.waitDuration, m.lookups, m.prefetches, m.prefetchBytes} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register fetch metrics: %w", err)
 		}

@@ -15,15 +15,17 @@ import (
 	"github.com/siltdata/silt/segment/objstore"
 )
 
-// Reader serves fetches. It is safe for concurrent use and starts no
-// goroutines.
+// Reader serves fetches. It is safe for concurrent use. Its read-ahead
+// goroutines run until Close.
 type Reader struct {
-	cfg    Config
-	store  metastore.Store
-	logger *slog.Logger
-	m      *metrics
-	index  *tailIndex
-	chunks *chunks
+	cfg       Config
+	store     metastore.Store
+	logger    *slog.Logger
+	m         *metrics
+	index     *tailIndex
+	chunks    *chunks
+	pf        *prefetcher // nil: read-ahead off
+	closeOnce sync.Once   // stops read-ahead once
 
 	// watchMu guards watchers and closed.
 	watchMu  sync.Mutex
@@ -55,6 +57,7 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 		m:        m,
 		index:    newTailIndex(cfg),
 		chunks:   c,
+		pf:       newPrefetcher(cfg, store, c, logger, m),
 		watchers: make(map[metastore.TopicPartition]map[*Watch]struct{}),
 	}, nil
 }
@@ -108,6 +111,7 @@ func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, 
 		binary.BigEndian.PutUint32(out[start+12:], uint32(LeaderEpoch))
 	}
 	r.m.bytes.Add(float64(len(out)))
+	r.pf.observe(tp, offset, batches[len(batches)-1].LastOffset+1, offs.HighWatermark)
 	return out, offs, nil
 }
 
@@ -188,9 +192,11 @@ func (r *Reader) Offsets(ctx context.Context, tp metastore.TopicPartition) (meta
 	return r.store.Offsets(ctx, tp)
 }
 
-// Close wakes every waiting fetch. Reads after Close still work; new
-// watches fire at once.
+// Close wakes every waiting fetch and stops read-ahead, waiting for its
+// goroutines. Reads after Close still work (without read-ahead); new
+// watches fire at once. Close may be called more than once.
 func (r *Reader) Close() error {
+	r.closeOnce.Do(r.pf.close)
 	r.watchMu.Lock()
 	r.closed = true
 	for tp, set := range r.watchers {
