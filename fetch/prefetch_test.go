@@ -106,12 +106,6 @@ func (p *prefetched) wait(t *testing.T, batches ...metastore.Batch) {
 	}
 }
 
-func (p *prefetched) count() int {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return len(p.done)
-}
-
 // sumChunks returns the decoded size of the batches' chunks (cached).
 func sumChunks(r *Reader, batches []metastore.Batch) int64 {
 	var n int64
