@@ -5,7 +5,9 @@
 // answers the produce requests whose batches it holds.
 //
 // Goroutines (all owned by the Pipeline and stopped by Close):
-//   - the timer loop cuts the open segment FlushInterval after its first byte;
+//   - the timer loop cuts the open segment FlushInterval after its first
+//     byte, or after the previous cut when that came less than
+//     FlushInterval before the first byte (see cutDeadline);
 //   - one upload goroutine per cut segment, at most UploadConcurrency of
 //     them uploading at once;
 //   - the committer commits uploaded segments strictly in cut order, so
@@ -29,8 +31,10 @@ type Config struct {
 	// bytes. Larger segments mean fewer PUTs and metastore commits per
 	// byte, at the cost of memory and produce latency under load.
 	FlushBytes int
-	// FlushInterval cuts the open segment this long after its first byte:
-	// the produce latency floor when traffic is light.
+	// FlushInterval cuts the open segment this long after its first byte
+	// (the produce latency floor when traffic is light), or this long
+	// after the previous cut when traffic is continuous, so that segments
+	// are cut every FlushInterval then (see cutDeadline).
 	FlushInterval time.Duration
 	// MaxBufferedBytes bounds batch bytes appended but not yet committed
 	// (or failed). Append blocks while it is reached (backpressure to the

@@ -72,7 +72,7 @@ type openSegment struct {
 	pendings []*Pending
 	perTP    map[metastore.TopicPartition]int
 	bytes    int
-	firstAt  time.Time
+	deadline time.Time // when the timer cuts it; set at its first byte
 	reason   string
 	uploaded chan struct{} // closed when the upload finished
 	key      string
@@ -106,9 +106,10 @@ type Pipeline struct {
 	stop      chan struct{} // closed by Close after the final cut
 	wg        sync.WaitGroup
 
-	// mu guards open, queue, buffered, space and closed.
+	// mu guards open, queue, buffered, space, lastCut and closed.
 	mu       sync.Mutex
 	open     *openSegment
+	lastCut  time.Time      // when the previous segment was cut; zero before the first
 	queue    []*openSegment // cut, not yet taken by the committer, in cut order
 	buffered int            // bytes appended, not yet committed or failed
 	space    chan struct{}  // closed and replaced when buffered shrinks
@@ -205,7 +206,7 @@ func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
 	}
 	s := p.open
 	if s.bytes == 0 {
-		s.firstAt = time.Now()
+		s.deadline = cutDeadline(time.Now(), p.lastCut, p.cfg.FlushInterval)
 		select {
 		case p.arm <- struct{}{}:
 		default:
@@ -238,6 +239,7 @@ func (p *Pipeline) cutLocked(reason string) {
 	if s.bytes == 0 {
 		return
 	}
+	p.lastCut = time.Now()
 	s.reason = reason
 	s.uploaded = make(chan struct{})
 	p.queue = append(p.queue, s)
@@ -259,7 +261,30 @@ func (p *Pipeline) releaseLocked(n int) {
 	p.space = make(chan struct{})
 }
 
-// timerLoop cuts the open segment FlushInterval after its first byte.
+// cutDeadline returns when the timer cuts a segment whose first byte
+// arrived at first, the previous segment having been cut at lastCut.
+//
+// Under continuous traffic segments are cut every interval: a segment
+// opened within interval of the previous cut is cut interval after that
+// cut, not after its own first byte. Otherwise every segment would also
+// last the gap between the previous cut and the next request's arrival,
+// and that gap is large exactly when producers wait for the previous
+// segment's commit before sending more: an idempotent producer has at most
+// five requests in flight per broker, typically all in one segment, so it
+// sends nothing between that segment's cut and its commit. Keying the
+// deadline on the first byte made such producers' cycle interval + upload
+// + commit instead of interval. A time cut still comes at least interval
+// after the previous cut, so time cuts are at most one per interval as
+// before; after an idle interval a segment still waits a full interval
+// from its first byte, to gather a burst.
+func cutDeadline(first, lastCut time.Time, interval time.Duration) time.Time {
+	if next := lastCut.Add(interval); first.Before(next) {
+		return next
+	}
+	return first.Add(interval)
+}
+
+// timerLoop cuts the open segment at its deadline (see cutDeadline).
 func (p *Pipeline) timerLoop() {
 	defer p.wg.Done()
 	t := time.NewTimer(time.Hour)
@@ -275,7 +300,7 @@ func (p *Pipeline) timerLoop() {
 		p.mu.Lock()
 		var wait time.Duration
 		if p.open.bytes > 0 {
-			wait = p.cfg.FlushInterval - time.Since(p.open.firstAt)
+			wait = time.Until(p.open.deadline)
 			if wait <= 0 {
 				p.cutLocked("time")
 				wait = 0
