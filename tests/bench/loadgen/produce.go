@@ -67,7 +67,7 @@ func Produce(ctx context.Context, cfg Config) (ProduceResult, error) {
 			kgo.RequiredAcks(kgo.AllISRAcks()),
 			kgo.ProducerBatchCompression(comp),
 			kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
-			kgo.ProducerLinger(0),
+			// franz-go's default linger (10 ms) applies, as in an application.
 			kgo.ClientID(fmt.Sprintf("silt-bench-producer-%d", i)),
 		}
 		if cfg.MaxInflight > 0 {
