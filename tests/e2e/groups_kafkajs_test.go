@@ -28,10 +28,10 @@ type kjsEvent struct {
 func TestGroupKafkaJS(t *testing.T) {
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node not installed")
+		missingTool(t, "node not installed")
 	}
 	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "kafkajs")); err != nil {
-		t.Skip("kafkajs not installed: run tests/install-deps.sh")
+		missingTool(t, "kafkajs not installed: run tests/install-deps.sh")
 	}
 	forEachBackend(t, func(t *testing.T, newSilt func(testing.TB, ...string) *silt) {
 		s := newSilt(t).Start()

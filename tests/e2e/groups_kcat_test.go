@@ -41,7 +41,7 @@ func kcatGroupConsume(t testing.TB, ctx context.Context, kcat, addr, group, topi
 func TestGroupKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Skip("kcat not installed (tests/install-deps.sh installs it)")
+		missingTool(t, "kcat not installed (tests/install-deps.sh installs it)")
 	}
 	forEachBackend(t, func(t *testing.T, newSilt func(testing.TB, ...string) *silt) {
 		s := newSilt(t).Start()

@@ -24,7 +24,7 @@ const systemPython = "/usr/bin/python3"
 func needConfluentKafka(t testing.TB) {
 	t.Helper()
 	if err := exec.Command(systemPython, "-c", "import confluent_kafka").Run(); err != nil {
-		t.Skipf("%s cannot import confluent_kafka (tests/install-deps.sh installs python3-confluent-kafka): %v", systemPython, err)
+		missingTool(t, "%s cannot import confluent_kafka (tests/install-deps.sh installs python3-confluent-kafka): %v", systemPython, err)
 	}
 }
 

@@ -21,10 +21,10 @@ func runNode(t *testing.T, out any, args ...string) {
 	t.Helper()
 	node, err := exec.LookPath("node")
 	if err != nil {
-		t.Skip("node not installed")
+		missingTool(t, "node not installed")
 	}
 	if _, err := os.Stat(filepath.Join(nodeDir, "node_modules", "kafkajs")); err != nil {
-		t.Skip("kafkajs not installed: run tests/install-deps.sh")
+		missingTool(t, "kafkajs not installed: run tests/install-deps.sh")
 	}
 	ctx := testContext(t, 90*time.Second)
 	cmd := exec.CommandContext(ctx, node, append([]string{"interop.js"}, args...)...)

@@ -27,7 +27,7 @@ type kcatMessage struct {
 func TestKcat(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
-		t.Skip("kcat not installed (tests/install-deps.sh installs it)")
+		missingTool(t, "kcat not installed (tests/install-deps.sh installs it)")
 	}
 	forEachBackend(t, func(t *testing.T, newSilt func(testing.TB, ...string) *silt) {
 		s := newSilt(t, "--default-partitions", "2").Start()
