@@ -62,17 +62,6 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 	)
 	fail := func(p *kmsg.ProduceResponseTopicPartition, err error, topic string) {
 		p.ErrorCode = errorCode(err)
-		if errors.Is(err, ingest.ErrTooLarge) {
-			// Not retriable: the request is larger than one segment
-			// chunk, Kafka's "larger than the log segment".
-			p.ErrorCode = kerr.RecordListTooLarge.Code
-		}
-		if errors.Is(err, ingest.ErrClosed) {
-			// The agent is shutting down: like a Kafka broker in
-			// controlled shutdown, send the client to another agent
-			// (it refreshes metadata and retries there).
-			p.ErrorCode = kerr.NotLeaderForPartition.Code
-		}
 		if req.Version >= 8 {
 			var ve *ingest.ValidationError
 			if errors.As(err, &ve) {

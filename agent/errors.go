@@ -7,6 +7,7 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 
+	"github.com/siltdata/silt/agent/ingest"
 	"github.com/siltdata/silt/metastore"
 )
 
@@ -64,6 +65,15 @@ func mapError(err error, unavailable int16) int16 {
 	case errors.Is(err, metastore.ErrUnknownProducerID):
 		// Clients reset the producer (new id) and retry.
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, ingest.ErrTooLarge):
+		// Not retriable: the request is larger than one segment chunk
+		// can hold, Kafka's "larger than the log segment".
+		return kerr.RecordListTooLarge.Code
+	case errors.Is(err, ingest.ErrClosed):
+		// Retriable: the agent is shutting down. Like a Kafka broker in
+		// controlled shutdown, send the client elsewhere; it refreshes
+		// metadata (which no longer names this agent) and retries there.
+		return kerr.NotLeaderForPartition.Code
 	case errors.Is(err, context.DeadlineExceeded), errors.Is(err, context.Canceled):
 		// Retriable: the request ran out of time (or the agent is
 		// shutting down); nothing was acknowledged.
