@@ -9,8 +9,8 @@ export SILT_CACHE
 .PHONY: run build test test-deps fuzz bench bench-full bench-micro lint clean
 
 ## run: start a single-node silt with embedded defaults on 127.0.0.1:9092
-run:
-	$(GO) run ./cmd/silt dev
+run: build
+	exec bin/silt dev
 
 ## build: build bin/silt
 build:
