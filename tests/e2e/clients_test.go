@@ -33,6 +33,9 @@ func newClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 		kgo.AllowAutoTopicCreation(),
 		kgo.FetchMaxWait(500 * time.Millisecond),
 		kgo.RetryTimeout(30 * time.Second),
+		// A record that cannot be delivered fails the test instead of
+		// being retried forever (franz-go's default has no limit).
+		kgo.RecordDeliveryTimeout(60 * time.Second),
 	}
 	cl, err := kgo.NewClient(append(base, opts...)...)
 	if err != nil {

@@ -85,6 +85,10 @@ type silt struct {
 	admin  string
 	logs   bytes.Buffer // stdout and stderr of every run
 	starts int
+	// signaled is set when the test sends a signal; an exit without it
+	// is unexpected and recorded in unexpected.
+	signaled   bool
+	unexpected []string
 }
 
 // backend starts silt processes of one kind.
@@ -146,6 +150,11 @@ func newSilt(t testing.TB, args, env []string) *silt {
 		if raced {
 			t.Error("the race detector reported a data race in silt (see its output)")
 		}
+		s.mu.Lock()
+		for _, msg := range s.unexpected {
+			t.Error(msg)
+		}
+		s.mu.Unlock()
 		if t.Failed() {
 			s.mu.Lock()
 			t.Logf("silt %s output:\n%s", strings.Join(s.args, " "), s.logs.String())
@@ -184,7 +193,7 @@ func (s *silt) Start() *silt {
 	done := make(chan struct{})
 	ready := make(chan [2]string, 1)
 	s.mu.Lock()
-	s.cmd, s.done, s.err, s.kafka, s.admin = cmd, done, nil, "", ""
+	s.cmd, s.done, s.err, s.kafka, s.admin, s.signaled = cmd, done, nil, "", "", false
 	s.starts++
 	fmt.Fprintf(&s.logs, "=== start %d: silt %s\n", s.starts, strings.Join(s.args, " "))
 	s.mu.Unlock()
@@ -213,6 +222,14 @@ func (s *silt) Start() *silt {
 		err := cmd.Wait()
 		s.mu.Lock()
 		s.err = err
+		if !s.signaled {
+			// Nobody asked it to stop: say so at once on stderr (the test
+			// may be blocked on a client that keeps retrying) and fail the
+			// test at cleanup.
+			msg := fmt.Sprintf("silt %s exited unexpectedly: %v", strings.Join(s.args, " "), err)
+			s.unexpected = append(s.unexpected, msg)
+			fmt.Fprintf(os.Stderr, "%s; last output:\n%s\n", msg, lastLines(s.logs.String(), 40))
+		}
 		s.mu.Unlock()
 		close(done)
 	}()
@@ -256,6 +273,7 @@ func (s *silt) signal(sig syscall.Signal) error {
 	s.t.Helper()
 	s.mu.Lock()
 	cmd, done := s.cmd, s.done
+	s.signaled = true
 	s.mu.Unlock()
 	if cmd == nil {
 		s.t.Fatal("silt is not running")
@@ -298,4 +316,13 @@ func testContext(t testing.TB, d time.Duration) context.Context {
 	ctx, cancel := context.WithTimeout(t.Context(), d)
 	t.Cleanup(cancel)
 	return ctx
+}
+
+// lastLines returns the last n lines of s.
+func lastLines(s string, n int) string {
+	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
+	if len(lines) > n {
+		lines = lines[len(lines)-n:]
+	}
+	return strings.Join(lines, "\n")
 }
