@@ -30,24 +30,15 @@ type chunks struct {
 	m      *metrics
 	dir    string // empty: no disk tier
 
-	memMax  int64
 	diskMax int64
-	preMax  int64
 
-	// preMu guards pre, preLRU and preSize: the prefetch pool, decoded
-	// chunks read ahead for replaying readers. It is separate from mem so
-	// read-ahead of old data never evicts the hot tail, and a chunk read
-	// from it is not promoted to mem for the same reason.
-	preMu   sync.Mutex
-	pre     map[chunkKey]*list.Element // of *cached
-	preLRU  *list.List
-	preSize int64
-
-	// memMu guards mem, memLRU and memSize.
-	memMu   sync.Mutex
-	mem     map[chunkKey]*list.Element // of *cached
-	memLRU  *list.List
-	memSize int64
+	// pre is the prefetch pool: decoded chunks read ahead for replaying
+	// readers. It is separate from mem so read-ahead of old data never
+	// evicts the hot tail, and a chunk read from it is not promoted to mem
+	// for the same reason.
+	pre *memLRU
+	// mem is the hot tier of decoded chunks.
+	mem *memLRU
 
 	// diskMu guards disk, diskLRU and diskSize (not the files' contents:
 	// a file is written under a temporary name and renamed into place
@@ -88,13 +79,9 @@ func newChunks(cfg Config, bucket objstore.Bucket, m *metrics) (*chunks, error) 
 		bucket:  bucket,
 		m:       m,
 		dir:     cfg.CacheDir,
-		memMax:  cfg.MemoryBytes,
 		diskMax: cfg.CacheBytes,
-		preMax:  cfg.PrefetchBytes,
-		pre:     make(map[chunkKey]*list.Element),
-		preLRU:  list.New(),
-		mem:     make(map[chunkKey]*list.Element),
-		memLRU:  list.New(),
+		pre:     newMemLRU(cfg.PrefetchBytes, m.cacheBytes.WithLabelValues("prefetch")),
+		mem:     newMemLRU(cfg.MemoryBytes, m.cacheBytes.WithLabelValues("memory")),
 		disk:    make(map[chunkKey]*list.Element),
 		diskLRU: list.New(),
 		flight:  make(map[chunkKey]*load),
@@ -115,11 +102,11 @@ func newChunks(cfg Config, bucket objstore.Bucket, m *metrics) (*chunks, error) 
 // get returns the decoded payload of a chunk. The caller must not modify it.
 func (c *chunks) get(ctx context.Context, k chunkKey) ([]byte, error) {
 	for {
-		if data, ok := c.memGet(k); ok {
+		if data, ok := c.mem.get(k, true); ok {
 			c.m.hits.WithLabelValues("memory").Inc()
 			return data, nil
 		}
-		if data, ok := c.preGet(k); ok {
+		if data, ok := c.pre.get(k, false); ok {
 			c.m.hits.WithLabelValues("prefetch").Inc()
 			return data, nil
 		}
@@ -137,10 +124,10 @@ func (c *chunks) get(ctx context.Context, k chunkKey) ([]byte, error) {
 		if !shared {
 			// A load that ended between our cache checks and the flight
 			// check (often a prefetch's) left the chunk cached.
-			if data, ok := c.memGet(k); ok {
+			if data, ok := c.mem.get(k, true); ok {
 				c.m.hits.WithLabelValues("memory").Inc()
 				l.data = data
-			} else if data, ok := c.preGet(k); ok {
+			} else if data, ok := c.pre.get(k, false); ok {
 				c.m.hits.WithLabelValues("prefetch").Inc()
 				l.data = data
 			} else {
@@ -168,7 +155,7 @@ func (c *chunks) get(ctx context.Context, k chunkKey) ([]byte, error) {
 // prefetch loads a chunk into the prefetch pool unless it is cached or
 // being loaded already. Readers asking for it meanwhile share the load.
 func (c *chunks) prefetch(ctx context.Context, k chunkKey) error {
-	if c.memHas(k) || c.preHas(k) {
+	if c.mem.has(k) || c.pre.has(k) {
 		return nil
 	}
 	c.flightMu.Lock()
@@ -215,95 +202,14 @@ func (c *chunks) load(ctx context.Context, k chunkKey, prefetch bool) ([]byte, e
 	if prefetch {
 		c.m.prefetches.Inc()
 		c.m.prefetchBytes.Add(float64(len(raw)))
-		c.prePut(k, data)
+		c.pre.put(k, data)
 		return data, nil
 	}
 	if !ok {
 		c.diskPut(k, raw)
 	}
-	c.memPut(k, data)
+	c.mem.put(k, data)
 	return data, nil
-}
-
-func (c *chunks) memHas(k chunkKey) bool {
-	c.memMu.Lock()
-	defer c.memMu.Unlock()
-	return c.mem[k] != nil
-}
-
-func (c *chunks) preHas(k chunkKey) bool {
-	c.preMu.Lock()
-	defer c.preMu.Unlock()
-	return c.pre[k] != nil
-}
-
-func (c *chunks) preGet(k chunkKey) ([]byte, bool) {
-	c.preMu.Lock()
-	defer c.preMu.Unlock()
-	el := c.pre[k]
-	if el == nil {
-		return nil, false
-	}
-	// A replaying reader has passed this chunk: it goes first when room
-	// is needed, before chunks read ahead but not yet asked for. (A
-	// second reader replaying the same range still finds it until then.)
-	c.preLRU.MoveToBack(el)
-	return el.Value.(*cached).data, true
-}
-
-func (c *chunks) prePut(k chunkKey, data []byte) {
-	size := int64(len(data))
-	if size > c.preMax {
-		return
-	}
-	c.preMu.Lock()
-	defer c.preMu.Unlock()
-	if c.pre[k] != nil {
-		return
-	}
-	c.pre[k] = c.preLRU.PushFront(&cached{key: k, data: data, size: size})
-	c.preSize += size
-	for c.preSize > c.preMax {
-		el := c.preLRU.Back()
-		e := el.Value.(*cached)
-		c.preLRU.Remove(el)
-		delete(c.pre, e.key)
-		c.preSize -= e.size
-	}
-	c.m.cacheBytes.WithLabelValues("prefetch").Set(float64(c.preSize))
-}
-
-func (c *chunks) memGet(k chunkKey) ([]byte, bool) {
-	c.memMu.Lock()
-	defer c.memMu.Unlock()
-	el := c.mem[k]
-	if el == nil {
-		return nil, false
-	}
-	c.memLRU.MoveToFront(el)
-	return el.Value.(*cached).data, true
-}
-
-func (c *chunks) memPut(k chunkKey, data []byte) {
-	size := int64(len(data))
-	if size > c.memMax {
-		return
-	}
-	c.memMu.Lock()
-	defer c.memMu.Unlock()
-	if c.mem[k] != nil {
-		return
-	}
-	c.mem[k] = c.memLRU.PushFront(&cached{key: k, data: data, size: size})
-	c.memSize += size
-	for c.memSize > c.memMax {
-		el := c.memLRU.Back()
-		e := el.Value.(*cached)
-		c.memLRU.Remove(el)
-		delete(c.mem, e.key)
-		c.memSize -= e.size
-	}
-	c.m.cacheBytes.WithLabelValues("memory").Set(float64(c.memSize))
 }
 
 func (c *chunks) path(k chunkKey) string {
@@ -368,9 +274,7 @@ func (c *chunks) diskPut(k chunkKey, raw []byte) {
 
 // sizes reports the bytes held by each tier (for tests and metrics).
 func (c *chunks) sizes() (mem, disk int64) {
-	c.memMu.Lock()
-	mem = c.memSize
-	c.memMu.Unlock()
+	mem = c.mem.bytes()
 	c.diskMu.Lock()
 	disk = c.diskSize
 	c.diskMu.Unlock()

@@ -110,9 +110,9 @@ func (p *prefetched) wait(t *testing.T, batches ...metastore.Batch) {
 func sumChunks(r *Reader, batches []metastore.Batch) int64 {
 	var n int64
 	for _, b := range batches {
-		data, ok := r.chunks.memGet(keyOf(b))
+		data, ok := r.chunks.mem.get(keyOf(b), true)
 		if !ok {
-			data, _ = r.chunks.preGet(keyOf(b))
+			data, _ = r.chunks.pre.get(keyOf(b), false)
 		}
 		n += int64(len(data))
 	}
@@ -243,9 +243,7 @@ func TestPrefetchBounded(t *testing.T) {
 		for k := 2; k < n; k++ {
 			pf.wait(t, batches[k])
 			read(t, r, tp, batches[k].BaseOffset)
-			r.chunks.preMu.Lock()
-			size := r.chunks.preSize
-			r.chunks.preMu.Unlock()
+			size := r.chunks.pre.bytes()
 			if size > cfg.PrefetchBytes {
 				t.Fatalf("prefetch pool %d bytes, bound %d", size, cfg.PrefetchBytes)
 			}
