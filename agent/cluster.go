@@ -248,6 +248,14 @@ func (m *membership) leave(ctx context.Context) (others bool, err error) {
 	return others, m.deregister(ctx)
 }
 
+// isRegistered reports whether the agent holds its lease and is not
+// leaving.
+func (m *membership) isRegistered() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.registered && !m.leaving
+}
+
 // deregister removes the lease so other agents stop naming this one.
 func (m *membership) deregister(ctx context.Context) error {
 	m.mu.Lock()

@@ -99,7 +99,7 @@ func serve(ctx context.Context, stop func(), o options, stdout, stderr io.Writer
 		if draining.Load() {
 			return errShuttingDown
 		}
-		return store.Ping(ctx)
+		return ag.Ready(ctx)
 	}
 	var adm *admin.Server
 	adminAddr := "off"
