@@ -18,16 +18,7 @@ import (
 	"github.com/siltdata/silt/segment/objstore"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // testAgent is an agent on 127.0.0.1:0 over a SQLite metastore and a
 // directory bucket, both in t.TempDir().

@@ -23,16 +23,7 @@ import (
 	"github.com/siltdata/silt/segment/segmenttest"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goleak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 // countingBucket counts GetRange calls and can hold them until release
 // is closed, reporting each held call on entered.

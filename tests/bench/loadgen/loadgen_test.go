@@ -13,16 +13,7 @@ import (
 	"github.com/siltdata/silt/segment/objstore"
 )
 
-func TestMain(m *testing.M) {
-	code := m.Run()
-	if code == 0 {
-		if err := goleak.Find(); err != nil {
-			os.Stderr.WriteString("goroutine leak: " + err.Error() + "\n")
-			code = 1
-		}
-	}
-	os.Exit(code)
-}
+func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 
 func TestSamplesQuantile(t *testing.T) {
 	var s Samples
