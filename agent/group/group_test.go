@@ -2,6 +2,7 @@ package group
 
 import (
 	"bytes"
+	"context"
 	"testing"
 	"time"
 
@@ -307,4 +308,30 @@ func TestLeaveGroup(t *testing.T) {
 	v0.Version = 0
 	v0.Group, v0.MemberID = "g", "nobody"
 	wantCode(t, "v0 leave", c.LeaveGroup(ctx, v0).ErrorCode, kerr.UnknownMemberID.Code)
+}
+
+// TestPendingJoinEndsWithNotCoordinator: a join waiting in a rebalance
+// whose request ends (the agent shutting down cancels it) is answered
+// NOT_COORDINATOR, as Kafka answers pending joins of a group it unloads,
+// so clients move to the new coordinator instead of surfacing an error.
+func TestPendingJoinEndsWithNotCoordinator(t *testing.T) {
+	e := newEnv(t)
+	c := e.coordinator(testConfig())
+	st := watchStates(c)
+	ctx := ctxT(t)
+	stable(t, c, "g", joinOpts{}, joinOpts{})
+
+	// A third member joins: the group waits for the two known members, so
+	// this join stays pending until its request context ends.
+	reqCtx, cancel := context.WithCancel(ctx)
+	third := make(chan *kmsg.JoinGroupResponse, 1)
+	go func() { third <- join(reqCtx, t, c, "g", joinOpts{}) }()
+	st.wait(t, "g", "PreparingRebalance", 2)
+	cancel()
+	select {
+	case r := <-third:
+		wantCode(t, "pending join whose request ended", r.ErrorCode, kerr.NotCoordinator.Code)
+	case <-ctx.Done():
+		t.Fatal("the pending join was not answered after its request ended")
+	}
 }

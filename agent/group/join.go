@@ -42,7 +42,12 @@ func (c *Coordinator) JoinGroup(ctx context.Context, cl Client, req *kmsg.JoinGr
 	case r := <-wait:
 		return r
 	case <-ctx.Done():
-		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		// The request ends unanswered by the group only when its
+		// connection closed (no one reads this) or the agent is shutting
+		// down: then, as Kafka answers pending joins of a group it
+		// unloads, NOT_COORDINATOR sends the member to the new
+		// coordinator, which clients do without surfacing an error.
+		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp
 	case <-c.ctx.Done():
 		resp.ErrorCode = kerr.NotCoordinator.Code
@@ -270,7 +275,8 @@ func (c *Coordinator) SyncGroup(ctx context.Context, req *kmsg.SyncGroupRequest)
 	case r := <-wait:
 		return r
 	case <-ctx.Done():
-		resp.ErrorCode = kerr.RebalanceInProgress.Code
+		// As for JoinGroup: a closed connection or a shutting-down agent.
+		resp.ErrorCode = kerr.NotCoordinator.Code
 		return resp
 	case <-c.ctx.Done():
 		resp.ErrorCode = kerr.NotCoordinator.Code
