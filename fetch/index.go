@@ -9,10 +9,12 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
-// tailIndex caches, per partition, a contiguous run of batch index entries
-// near where readers are, and the partition's offsets. Committed batches
-// never change, so cached entries stay valid; only the high watermark goes
-// stale, which Notify (or IndexMaxAge) tells us.
+// tailIndex caches, per partition, two contiguous runs of batch index
+// entries, and the partition's offsets: the tail run, where consumers that
+// keep up read, and the replay run, the batches just ahead of a reader far
+// behind the tail, which its own lookups and its read-ahead fill. Committed
+// batches never change, so cached entries stay valid; only the high
+// watermark goes stale, which Notify (or IndexMaxAge) tells us.
 type tailIndex struct {
 	maxEntries int
 	maxBatches int
@@ -26,7 +28,8 @@ type tailIndex struct {
 
 type tailEntry struct {
 	tp      metastore.TopicPartition
-	batches []metastore.Batch // contiguous, in offset order
+	batches []metastore.Batch // tail run: contiguous, in offset order
+	replay  []metastore.Batch // replay run: contiguous, in offset order
 	offs    metastore.PartitionOffsets
 	fresh   bool      // offs known current (no Notify since read)
 	at      time.Time // when offs was read from the store
@@ -44,12 +47,14 @@ func newTailIndex(cfg Config) *tailIndex {
 }
 
 // lookup answers from the cache when it can: ok is false when the store
-// must be asked, and gen is then the generation to pass to update.
-func (x *tailIndex) lookup(tp metastore.TopicPartition, offset, maxBytes int64) (batches []metastore.Batch, offs metastore.PartitionOffsets, gen uint64, ok bool) {
+// must be asked, and gen is then the generation to pass to update. behind
+// reports, on a miss, that the cached offsets put offset at least minLag
+// behind the high watermark: a replaying reader, worth a larger lookup.
+func (x *tailIndex) lookup(tp metastore.TopicPartition, offset, maxBytes, minLag int64) (batches []metastore.Batch, offs metastore.PartitionOffsets, gen uint64, ok, behind bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.maxEntries == 0 {
-		return nil, offs, 0, false
+		return nil, offs, 0, false, false
 	}
 	el := x.entries[tp]
 	if el == nil {
@@ -60,29 +65,65 @@ func (x *tailIndex) lookup(tp metastore.TopicPartition, offset, maxBytes int64) 
 		x.lru.MoveToFront(el)
 	}
 	e := el.Value.(*tailEntry)
-	if !e.fresh || time.Since(e.at) > x.maxAge {
-		return nil, offs, e.gen, false
+	if time.Since(e.at) > x.maxAge {
+		return nil, offs, e.gen, false, false
 	}
 	// Out-of-range answers make consumers reset their position: never
 	// give one from the cache.
 	if offset < e.offs.LogStartOffset || offset > e.offs.HighWatermark {
-		return nil, offs, e.gen, false
+		return nil, offs, e.gen, false, false
 	}
+	behind = e.offs.HighWatermark-offset >= minLag
 	if offset == e.offs.HighWatermark {
-		return nil, e.offs, e.gen, true
+		if e.fresh {
+			return nil, e.offs, e.gen, true, false
+		}
+		return nil, offs, e.gen, false, false
 	}
-	i := sort.Search(len(e.batches), func(i int) bool { return e.batches[i].LastOffset >= offset })
-	if i == len(e.batches) || e.batches[i].BaseOffset > offset {
-		return nil, offs, e.gen, false
+	// Batches below the cached high watermark are served even when
+	// commits have made it stale: they never change, and a high
+	// watermark that lags (by at most maxAge, as a follower's does) is
+	// never ahead of the log. A reader at the stale end asks the store.
+	for _, run := range [2][]metastore.Batch{e.batches, e.replay} {
+		if batches, ok := serve(run, offset, maxBytes, e.offs.HighWatermark); ok {
+			return batches, e.offs, e.gen, true, behind
+		}
 	}
-	batches = pick(e.batches[i:], maxBytes)
-	last := batches[len(batches)-1]
-	if len(batches) == len(e.batches)-i && last.LastOffset+1 < e.offs.HighWatermark && sumLen(batches) < maxBytes {
-		// The cache ends before maxBytes is reached but the log does
-		// not: the store can give more.
-		return nil, offs, e.gen, false
+	return nil, offs, e.gen, false, behind
+}
+
+// serve picks from run the batches from offset on, up to maxBytes (at
+// least one); ok is false when run does not hold offset, or ends before
+// maxBytes while the log (up to hw) goes on: the store can give more.
+func serve(run []metastore.Batch, offset, maxBytes, hw int64) ([]metastore.Batch, bool) {
+	i := sort.Search(len(run), func(i int) bool { return run[i].LastOffset >= offset })
+	if i == len(run) || run[i].BaseOffset > offset {
+		return nil, false
 	}
-	return batches, e.offs, e.gen, true
+	batches := pick(run[i:], maxBytes)
+	if len(batches) == len(run)-i && batches[len(batches)-1].LastOffset+1 < hw && sumLen(batches) < maxBytes {
+		return nil, false
+	}
+	return batches, true
+}
+
+// ahead returns the cached batches from offset on, contiguous, from the
+// run that holds offset: what read-ahead can plan without the store.
+func (x *tailIndex) ahead(tp metastore.TopicPartition, offset int64) []metastore.Batch {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	el := x.entries[tp]
+	if el == nil {
+		return nil
+	}
+	e := el.Value.(*tailEntry)
+	for _, run := range [2][]metastore.Batch{e.replay, e.batches} {
+		i := sort.Search(len(run), func(i int) bool { return run[i].LastOffset >= offset })
+		if i < len(run) && run[i].BaseOffset <= offset {
+			return append([]metastore.Batch(nil), run[i:]...)
+		}
+	}
+	return nil
 }
 
 // offsets returns tp's cached offsets when they are current.
@@ -100,7 +141,10 @@ func (x *tailIndex) offsets(tp metastore.TopicPartition) (metastore.PartitionOff
 	return e.offs, true
 }
 
-// update merges a store answer for tp read at generation gen.
+// update merges a store answer for tp read at generation gen. An answer
+// that reaches the high watermark, or continues the tail run, goes to the
+// tail run; any other is a reader behind the tail and goes to the replay
+// run.
 func (x *tailIndex) update(tp metastore.TopicPartition, gen uint64, res []metastore.Batch, offs metastore.PartitionOffsets) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -120,32 +164,84 @@ func (x *tailIndex) update(tp metastore.TopicPartition, gen uint64, res []metast
 	e.at = time.Now()
 	e.fresh = e.gen == gen
 
-	switch {
-	case len(res) == 0:
-	case len(e.batches) == 0:
-		e.batches = append([]metastore.Batch(nil), res...)
-	default:
-		first, last := e.batches[0], e.batches[len(e.batches)-1]
-		switch {
-		case res[0].BaseOffset >= first.BaseOffset && res[0].BaseOffset <= last.LastOffset+1:
-			// Overlaps or extends the cached run.
-			keep := sort.Search(len(e.batches), func(i int) bool { return e.batches[i].BaseOffset >= res[0].BaseOffset })
-			e.batches = append(e.batches[:keep:keep], res...)
-		case res[0].BaseOffset > last.LastOffset+1:
-			// A reader jumped ahead: follow the newest position.
-			e.batches = append([]metastore.Batch(nil), res...)
-		default:
-			// A reader behind the cached run (replay): keep the tail.
+	if len(res) > 0 {
+		atTail := res[len(res)-1].LastOffset+1 >= offs.HighWatermark
+		if n := len(e.batches); n > 0 && res[0].BaseOffset >= e.batches[0].BaseOffset && res[0].BaseOffset <= e.batches[n-1].LastOffset+1 {
+			// Overlaps or extends the tail run.
+			e.batches = x.extend(e.batches, res)
+		} else if atTail {
+			// A new tail position: follow it.
+			e.batches = x.bound(append([]metastore.Batch(nil), res...))
+		} else {
+			e.replay = x.merge(e.replay, res)
 		}
 	}
-	// Drop what retention removed and bound the entry.
-	drop := sort.Search(len(e.batches), func(i int) bool { return e.batches[i].LastOffset >= offs.LogStartOffset })
-	if n := len(e.batches) - drop; n > x.maxBatches {
-		drop = len(e.batches) - x.maxBatches
+	// Drop what retention removed.
+	e.batches = dropBelow(e.batches, offs.LogStartOffset)
+	e.replay = dropBelow(e.replay, offs.LogStartOffset)
+}
+
+// addAhead adds batches that read-ahead looked up for a replaying reader
+// now at offset next to tp's replay run: appended when they continue a run
+// that holds next, else in place of the run (which then serves no reader
+// read-ahead follows). They lie ahead of the reader: the run drops what the
+// reader has passed, and when it is still full, the newest are left out.
+func (x *tailIndex) addAhead(tp metastore.TopicPartition, next int64, res []metastore.Batch) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	el := x.entries[tp]
+	if el == nil || len(res) == 0 {
+		return
 	}
-	if drop > 0 {
-		e.batches = append([]metastore.Batch(nil), e.batches[drop:]...)
+	e := el.Value.(*tailEntry)
+	run := e.replay
+	if n := len(run); n == 0 || next < run[0].BaseOffset || next > run[n-1].LastOffset+1 ||
+		res[0].BaseOffset < run[0].BaseOffset || res[0].BaseOffset > run[n-1].LastOffset+1 {
+		e.replay = x.bound(append([]metastore.Batch(nil), res...))
+		return
 	}
+	keep := sort.Search(len(run), func(i int) bool { return run[i].BaseOffset >= res[0].BaseOffset })
+	passed := sort.Search(keep, func(i int) bool { return run[i].LastOffset >= next })
+	e.replay = x.bound(append(append([]metastore.Batch(nil), run[passed:keep]...), res...))
+}
+
+// merge adds a reader's answer to a run: appended when it overlaps or
+// continues the run, else it replaces it (another position).
+func (x *tailIndex) merge(run, res []metastore.Batch) []metastore.Batch {
+	if n := len(run); n > 0 && res[0].BaseOffset >= run[0].BaseOffset && res[0].BaseOffset <= run[n-1].LastOffset+1 {
+		return x.extend(run, res)
+	}
+	return x.bound(append([]metastore.Batch(nil), res...))
+}
+
+// extend replaces run's batches from res's first on with res, then keeps
+// at most maxBatches: the older batches go first (the reader has moved
+// past them), then, if res alone is too long, its newest.
+func (x *tailIndex) extend(run, res []metastore.Batch) []metastore.Batch {
+	keep := sort.Search(len(run), func(i int) bool { return run[i].BaseOffset >= res[0].BaseOffset })
+	run = append(run[:keep:keep], res...)
+	if len(run) <= x.maxBatches {
+		return run
+	}
+	start := min(len(run)-x.maxBatches, keep)
+	return append([]metastore.Batch(nil), run[start:start+x.maxBatches]...)
+}
+
+// bound keeps at most the first maxBatches of run.
+func (x *tailIndex) bound(run []metastore.Batch) []metastore.Batch {
+	if len(run) <= x.maxBatches {
+		return run
+	}
+	return run[:x.maxBatches:x.maxBatches]
+}
+
+// dropBelow removes the batches wholly below the log start offset.
+func dropBelow(run []metastore.Batch, logStart int64) []metastore.Batch {
+	drop := sort.Search(len(run), func(i int) bool { return run[i].LastOffset >= logStart })
+	if drop == 0 {
+		return run
+	}
+	return append([]metastore.Batch(nil), run[drop:]...)
 }
 
 // invalidate marks the partitions' high watermarks stale.

@@ -16,6 +16,9 @@ type metrics struct {
 	// prefetches and prefetchBytes count chunks read ahead (raw bytes).
 	prefetches    prometheus.Counter
 	prefetchBytes prometheus.Counter
+	// seeded counts decoded bytes of this agent's own segments cached
+	// at upload.
+	seeded prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -43,7 +46,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		lookups: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "silt_fetch_index_lookups_total",
-			Help: "Batch index lookups, by source (cache, store).",
+			Help: "Batch index lookups, by source: cache, store (a reader's miss), prefetch (read-ahead planning).",
 		}, []string{"source"}),
 		prefetches: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "silt_fetch_prefetch_total",
@@ -53,6 +56,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "silt_fetch_prefetch_bytes_total",
 			Help: "Bytes of chunks read ahead (as stored).",
 		}),
+		seeded: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_fetch_seeded_bytes_total",
+			Help: "Decoded bytes of segments this agent uploaded, cached in memory for tailing consumers.",
+		}),
 	}
 	// Zeros, not gaps, before the first read of each tier.
 	for _, tier := range []string{"memory", "disk", "prefetch"} {
@@ -61,7 +68,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.hits, m.misses, m.cacheBytes, m.bytes, m.waitDuration, m.lookups, m.prefetches, m.prefetchBytes} {
+	for _, c := range []prometheus.Collector{m.hits, m.misses, m.cacheBytes, m.bytes, m.waitDuration, m.lookups, m.prefetches, m.prefetchBytes, m.seeded} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register fetch metrics: %w", err)
 		}

@@ -33,6 +33,7 @@ type stream struct {
 type planJob struct {
 	tp   metastore.TopicPartition
 	s    *stream
+	next int64 // the reader's position
 	from int64
 	want int
 }
@@ -43,6 +44,7 @@ type planJob struct {
 type prefetcher struct {
 	cfg    Config
 	store  metastore.Store
+	index  *tailIndex
 	chunks *chunks
 	logger *slog.Logger
 	m      *metrics
@@ -61,7 +63,7 @@ type prefetcher struct {
 
 // newPrefetcher starts the read-ahead goroutines; nil when read-ahead is
 // off.
-func newPrefetcher(cfg Config, store metastore.Store, c *chunks, logger *slog.Logger, m *metrics) *prefetcher {
+func newPrefetcher(cfg Config, store metastore.Store, index *tailIndex, c *chunks, logger *slog.Logger, m *metrics) *prefetcher {
 	if cfg.PrefetchChunks == 0 {
 		return nil
 	}
@@ -69,6 +71,7 @@ func newPrefetcher(cfg Config, store metastore.Store, c *chunks, logger *slog.Lo
 	p := &prefetcher{
 		cfg:     cfg,
 		store:   store,
+		index:   index,
 		chunks:  c,
 		logger:  logger,
 		m:       m,
@@ -167,7 +170,7 @@ func (p *prefetcher) maybePlanLocked(tp metastore.TopicPartition, s *stream) {
 		return
 	}
 	select {
-	case p.plans <- planJob{tp: tp, s: s, from: s.ahead, want: p.cfg.PrefetchChunks - len(s.queued)}:
+	case p.plans <- planJob{tp: tp, s: s, next: s.next, from: s.ahead, want: p.cfg.PrefetchChunks - len(s.queued)}:
 		s.pending = true
 	default:
 	}
@@ -207,7 +210,7 @@ func (p *prefetcher) plan(j planJob) {
 			p.maybePlanLocked(j.tp, s)
 		}
 	}
-	batches, _, err := p.store.Batches(p.ctx, j.tp, j.from, p.cfg.PrefetchAheadBytes)
+	batches, err := p.batchesFrom(j)
 	if err != nil {
 		if p.ctx.Err() == nil {
 			p.logger.Debug("prefetch lookup failed", "topic", j.tp.Topic, "partition", j.tp.Partition, "offset", j.from, "err", err)
@@ -238,6 +241,42 @@ func (p *prefetcher) plan(j planJob) {
 			return
 		}
 	}
+}
+
+// batchesFrom returns the batches from j.from on that hold at least j.want
+// chunks (or end at the log's end as far as known): from the index's
+// cached runs when they reach that far, else also from one store lookup,
+// whose answer joins the replay run so the reader's own fetches find it.
+func (p *prefetcher) batchesFrom(j planJob) ([]metastore.Batch, error) {
+	cached := p.index.ahead(j.tp, j.from)
+	if chunksIn(cached) > j.want {
+		return cached, nil // the last chunk may go on past the run: want whole ones
+	}
+	from := j.from
+	if n := len(cached); n > 0 {
+		from = cached[n-1].LastOffset + 1
+	}
+	res, offs, err := p.store.Batches(p.ctx, j.tp, from, replayLookupBytes)
+	if err != nil {
+		return nil, err
+	}
+	p.m.lookups.WithLabelValues("prefetch").Inc()
+	if from >= offs.HighWatermark {
+		return cached, nil
+	}
+	p.index.addAhead(j.tp, j.next, res)
+	return append(cached, res...), nil
+}
+
+// chunksIn counts the distinct chunks of contiguous batches.
+func chunksIn(batches []metastore.Batch) int {
+	n := 0
+	for i, b := range batches {
+		if i == 0 || b.SegmentKey != batches[i-1].SegmentKey || b.ChunkOffset != batches[i-1].ChunkOffset {
+			n++
+		}
+	}
+	return n
 }
 
 func (p *prefetcher) loadLoop() {

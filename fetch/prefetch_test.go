@@ -462,3 +462,67 @@ func parseLast(recs []byte) (int64, error) {
 	}
 	return next, nil
 }
+
+// A reader far behind the tail reads its batch index from the replay run:
+// one larger lookup serves many fetches, commits meanwhile (which make the
+// high watermark stale) do not send it back to the store, and the run
+// stays within IndexBatches.
+func TestReplayIndexAvoidsStore(t *testing.T) {
+	const n = 60
+	e, batches := replayEnv(t, n)
+	cfg := DefaultConfig()
+	cfg.PrefetchChunks = 0 // the reader's own lookups only
+	cfg.PrefetchMinLag = 1
+	cfg.IndexBatches = 25
+	cfg.IndexMaxAge = time.Hour
+	r := newReader(t, e, cfg)
+	store := func() float64 { return testutil.ToFloat64(r.m.lookups.WithLabelValues("store")) }
+
+	for i, b := range batches {
+		recs, offs, err := r.Read(t.Context(), e.tp(0), b.BaseOffset, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := parse(t, recs)
+		if len(got) != 1 || got[0].FirstOffset != b.BaseOffset {
+			t.Fatalf("read %d at %d: %d batches, first at %v", i, b.BaseOffset, len(got), got)
+		}
+		if offs.HighWatermark != batches[n-1].LastOffset+1 {
+			t.Fatalf("high watermark %d, want %d", offs.HighWatermark, batches[n-1].LastOffset+1)
+		}
+		r.Notify([]metastore.TopicPartition{e.tp(0)}) // as a commit elsewhere would
+	}
+	// The first read learns the high watermark, the second finds the
+	// reader behind it and asks for IndexBatches at a time after that.
+	if got, most := store(), float64(2+n/cfg.IndexBatches); got > most || got < 2 {
+		t.Fatalf("%v store lookups for %d sequential reads, want 2..%v", got, n, most)
+	}
+}
+
+// Read-ahead plans from the replay run and adds what it looks up to it,
+// so the reader it runs ahead of finds its batches cached.
+func TestPrefetchFeedsReplayIndex(t *testing.T) {
+	const n = 40
+	e, batches := replayEnv(t, n)
+	cfg := prefetchConfig()
+	cfg.PrefetchChunks = 4
+	cfg.IndexBatches = 8 // read-ahead must look past what the reader's lookups cached
+	cfg.IndexMaxAge = time.Hour
+	r := newReader(t, e, cfg)
+	p := watchPrefetch(r)
+	lookups := func(src string) float64 { return testutil.ToFloat64(r.m.lookups.WithLabelValues(src)) }
+
+	read(t, r, e.tp(0), 0)
+	read(t, r, e.tp(0), batches[1].BaseOffset)
+	before := lookups("store")
+	for _, b := range batches[2:] {
+		p.wait(t, b) // planned, so in the index, before the reader gets there
+		read(t, r, e.tp(0), b.BaseOffset)
+	}
+	if got := lookups("store") - before; got != 0 {
+		t.Fatalf("%v store lookups by a reader its read-ahead planned for, want 0", got)
+	}
+	if lookups("prefetch") == 0 {
+		t.Fatal("read-ahead never looked up batches")
+	}
+}

@@ -50,14 +50,15 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 	if err != nil {
 		return nil, err
 	}
+	index := newTailIndex(cfg)
 	return &Reader{
 		cfg:      cfg,
 		store:    store,
 		logger:   logger,
 		m:        m,
-		index:    newTailIndex(cfg),
+		index:    index,
 		chunks:   c,
-		pf:       newPrefetcher(cfg, store, c, logger, m),
+		pf:       newPrefetcher(cfg, store, index, c, logger, m),
 		watchers: make(map[metastore.TopicPartition]map[*Watch]struct{}),
 	}, nil
 }
@@ -69,16 +70,20 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 // Errors: ErrOffsetOutOfRange (with the offsets),
 // metastore.ErrUnknownTopicOrPartition, or a store/bucket failure.
 func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64) ([]byte, metastore.PartitionOffsets, error) {
-	batches, offs, gen, ok := r.index.lookup(tp, offset, maxBytes)
+	batches, offs, gen, ok, behind := r.index.lookup(tp, offset, maxBytes, r.cfg.PrefetchMinLag)
 	if ok {
 		r.m.lookups.WithLabelValues("cache").Inc()
 	} else {
 		r.m.lookups.WithLabelValues("store").Inc()
+		// A reader far behind the tail will want what follows: one
+		// larger lookup serves its next fetches from the replay run.
+		want := max(maxBytes, 1)
+		if behind {
+			want = max(want, replayLookupBytes)
+		}
 		var res []metastore.Batch
 		var err error
-		// Ask for at least the cache's worth of batches so a tailing
-		// reader's next fetches are served from the cache.
-		res, offs, err = r.store.Batches(ctx, tp, offset, max(maxBytes, 1))
+		res, offs, err = r.store.Batches(ctx, tp, offset, want)
 		if err != nil {
 			return nil, offs, err
 		}
@@ -114,6 +119,10 @@ func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, 
 	r.pf.observe(tp, offset, batches[len(batches)-1].LastOffset+1, offs.HighWatermark)
 	return out, offs, nil
 }
+
+// replayLookupBytes is how many stored bytes of batches one index lookup
+// for a reader behind the tail (or its read-ahead) asks the store for.
+const replayLookupBytes = 8 << 20
 
 // chunkReadConcurrency bounds the chunks one Read loads at once. A reader
 // behind the tail needs one chunk per segment it crosses; loading them
@@ -182,6 +191,17 @@ func (r *Reader) loadChunks(ctx context.Context, batches []metastore.Batch) ([][
 // silt's partitions never change leader in the Kafka sense, and Metadata
 // reports epoch 0.
 const LeaderEpoch int32 = 0
+
+// Seed caches the decoded chunks of a segment object this agent just
+// stored (see ingest.Hooks.Uploaded), so consumers tailing the partitions
+// this agent writes read them from memory instead of with a GET. Seeded
+// chunks share the hot tier's bound with the chunks reads loaded.
+func (r *Reader) Seed(key string, chunks []segment.ChunkInfo, payloads [][]byte) {
+	for i, c := range chunks {
+		r.chunks.mem.put(chunkKey{seg: key, offset: c.Offset, length: c.Length}, payloads[i])
+		r.m.seeded.Add(float64(len(payloads[i])))
+	}
+}
 
 // Offsets returns a partition's log start offset and high watermark, from
 // the tail cache when it is current.
