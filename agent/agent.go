@@ -201,8 +201,8 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	reader := a.reader
-	onCommit := func(tps []metastore.TopicPartition) { reader.Notify(tps) }
-	if a.ingest, err = ingest.New(cfg.Ingest, store, bucket, logger, reg, onCommit); err != nil {
+	hooks := ingest.Hooks{Uploaded: reader.Seed, Committed: reader.Notify}
+	if a.ingest, err = ingest.New(cfg.Ingest, store, bucket, logger, reg, hooks); err != nil {
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("ingest: %w", err)
 	}

@@ -11,6 +11,7 @@ import (
 	"net"
 	"os"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"time"
 
@@ -340,7 +341,8 @@ func (c *conn) writeLoop() {
 		if inf.resp == nil {
 			continue
 		}
-		buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0) // size, correlation id
+		buf = slices.Grow(buf[:0], 9+sizeHint(inf.resp))
+		buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // size, correlation id
 		if inf.flex {
 			buf = append(buf, 0) // response header v1: no tagged fields
 		}
@@ -356,6 +358,24 @@ func (c *conn) writeLoop() {
 			buf = nil
 		}
 	}
+}
+
+// sizeHint guesses a response's encoded size (0: small), so a large fetch
+// answer is encoded into one allocation instead of a doubling series of
+// copies of its record bytes.
+func sizeHint(resp kmsg.Response) int {
+	f, ok := resp.(*kmsg.FetchResponse)
+	if !ok {
+		return 0
+	}
+	n := 64
+	for _, t := range f.Topics {
+		n += 64 + len(t.Topic)
+		for _, p := range t.Partitions {
+			n += 64 + len(p.RecordBatches) + 32*len(p.AbortedTransactions)
+		}
+	}
+	return n
 }
 
 // requestHeader is a Kafka request header (v1, or v2 with tagged fields).

@@ -19,6 +19,7 @@ import (
 	"github.com/siltdata/silt/agent/ingest"
 	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/metastore/sqlite"
+	"github.com/siltdata/silt/segment"
 	"github.com/siltdata/silt/segment/objstore"
 	"github.com/siltdata/silt/segment/segmenttest"
 )
@@ -55,6 +56,9 @@ type env struct {
 	pipe   *ingest.Pipeline
 	// notify is where commits are reported; set before producing.
 	notify atomic.Pointer[Reader]
+	// seed, when set, gets each uploaded segment's chunks, as an
+	// agent's reader does.
+	seed atomic.Pointer[Reader]
 	// sent holds every batch produced, by partition, in offset order.
 	mu   sync.Mutex
 	sent map[int32][][]byte
@@ -80,10 +84,17 @@ func newEnv(t testing.TB) *env {
 	e := &env{store: st, bucket: &countingBucket{Bucket: fs}, topic: top, sent: map[int32][][]byte{}}
 	cfg := ingest.DefaultConfig()
 	cfg.FlushBytes = 1 // one segment per produce call
-	e.pipe, err = ingest.New(cfg, st, fs, nil, prometheus.NewRegistry(), func(tps []metastore.TopicPartition) {
-		if r := e.notify.Load(); r != nil {
-			r.Notify(tps)
-		}
+	e.pipe, err = ingest.New(cfg, st, fs, nil, prometheus.NewRegistry(), ingest.Hooks{
+		Uploaded: func(key string, chunks []segment.ChunkInfo, payloads [][]byte) {
+			if r := e.seed.Load(); r != nil {
+				r.Seed(key, chunks, payloads)
+			}
+		},
+		Committed: func(tps []metastore.TopicPartition) {
+			if r := e.notify.Load(); r != nil {
+				r.Notify(tps)
+			}
+		},
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -258,6 +269,50 @@ func TestCacheTiers(t *testing.T) {
 	}
 	if got := testutil.ToFloat64(r2.m.hits.WithLabelValues("disk")); got != 2 {
 		t.Errorf("disk hits %v, want 2", got)
+	}
+}
+
+// A reader seeded with the segments its agent uploads serves them without
+// a GET, and within its memory bound.
+func TestSeededChunksNeedNoGet(t *testing.T) {
+	e := newEnv(t)
+	cfg := DefaultConfig()
+	cfg.MemoryBytes = 64 << 10
+	r := newReader(t, e, cfg)
+	e.seed.Store(r)
+	e.produce(t, 0, 5)
+	e.produce(t, 1, 3)
+	for p := range int32(2) {
+		recs, _, err := r.Read(t.Context(), e.tp(p), 0, 1<<20)
+		if err != nil {
+			t.Fatal(err)
+		}
+		batches, raw := parse(t, recs)
+		e.mu.Lock()
+		want := e.sent[p]
+		e.mu.Unlock()
+		if len(batches) != len(want) || batches[0].FirstOffset != 0 || len(raw[0]) != len(want[0]) {
+			t.Fatalf("partition %d: %d batches, want %d", p, len(batches), len(want))
+		}
+	}
+	if n := e.bucket.gets.Load(); n != 0 {
+		t.Fatalf("%d GETs for seeded chunks, want 0", n)
+	}
+	if got := testutil.ToFloat64(r.m.seeded); got == 0 {
+		t.Fatal("seeded bytes not counted")
+	}
+	// More seeded than the memory tier holds: the oldest go, the bound holds.
+	for range 40 {
+		e.produce(t, 0, 20)
+	}
+	if mem, _ := r.chunks.sizes(); mem > cfg.MemoryBytes {
+		t.Fatalf("memory tier holds %d bytes, bound %d", mem, cfg.MemoryBytes)
+	}
+	if _, _, err := r.Read(t.Context(), e.tp(1), 0, 1<<20); err != nil {
+		t.Fatal(err)
+	}
+	if n := e.bucket.gets.Load(); n != 1 {
+		t.Fatalf("%d GETs after the seeded chunk was evicted, want 1", n)
 	}
 }
 

@@ -121,6 +121,17 @@ func TestRoundTripInterleaved(t *testing.T) {
 		t.Fatal(err)
 	}
 	checkObject(t, obj, chunks, in)
+	// Payloads are what decoding each chunk of the object gives.
+	payloads := w.Payloads()
+	if len(payloads) != len(chunks) {
+		t.Fatalf("%d payloads for %d chunks", len(payloads), len(chunks))
+	}
+	for i, c := range chunks {
+		dec, err := segment.DecodeChunk(obj[c.Offset : c.Offset+c.Length])
+		if err != nil || !bytes.Equal(dec, payloads[i]) {
+			t.Fatalf("chunk %d: payload differs from the decoded chunk (%v)", i, err)
+		}
+	}
 	// Chunks are sorted by (topic, partition).
 	for i := 1; i < len(chunks); i++ {
 		a, b := chunks[i-1], chunks[i]

@@ -129,6 +129,19 @@ func (w *Writer) Append(topic TopicID, partition int32, batch []byte) {
 	w.size += len(batch)
 }
 
+// Payloads returns each chunk's payload, the concatenated record batches
+// as DecodeChunk would return them, in the order of the chunks Finish
+// returned. They stay valid until the next Append or Reset, and must not
+// be modified while the Writer is in use.
+func (w *Writer) Payloads() [][]byte {
+	out := make([][]byte, len(w.order))
+	for i, j := range w.order {
+		raw := w.parts[j].raw
+		out[i] = raw[:len(raw):len(raw)]
+	}
+	return out
+}
+
 // Size is the number of raw batch bytes appended since the last Reset.
 func (w *Writer) Size() int { return w.size }
 

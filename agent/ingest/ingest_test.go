@@ -74,7 +74,7 @@ func testConfig() Config {
 
 func start(t *testing.T, cfg Config, st metastore.Store, b objstore.Bucket, onCommit func([]metastore.TopicPartition)) *Pipeline {
 	t.Helper()
-	p, err := New(cfg, st, b, nil, prometheus.NewRegistry(), onCommit)
+	p, err := New(cfg, st, b, nil, prometheus.NewRegistry(), Hooks{Committed: onCommit})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -191,7 +191,7 @@ func TestCutByTime(t *testing.T) {
 
 func TestCloseFlushes(t *testing.T) {
 	e := newEnv(t)
-	p, err := New(testConfig(), e.store, e.bucket, nil, prometheus.NewRegistry(), nil)
+	p, err := New(testConfig(), e.store, e.bucket, nil, prometheus.NewRegistry(), Hooks{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -437,7 +437,7 @@ func BenchmarkPipeline(b *testing.B) {
 	}
 	cfg := DefaultConfig()
 	cfg.FlushBytes = 1 << 20
-	p, err := New(cfg, st, bucket, nil, prometheus.NewRegistry(), nil)
+	p, err := New(cfg, st, bucket, nil, prometheus.NewRegistry(), Hooks{})
 	if err != nil {
 		b.Fatal(err)
 	}

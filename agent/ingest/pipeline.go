@@ -88,12 +88,12 @@ func newOpenSegment() *openSegment {
 // Pipeline batches produced record batches into segment objects. Append and
 // Close are safe for concurrent use.
 type Pipeline struct {
-	cfg      Config
-	store    metastore.Store
-	bucket   objstore.Bucket
-	logger   *slog.Logger
-	onCommit func([]metastore.TopicPartition)
-	m        *metrics
+	cfg    Config
+	store  metastore.Store
+	bucket objstore.Bucket
+	logger *slog.Logger
+	hooks  Hooks
+	m      *metrics
 
 	// ctx is cancelled when Close gives up waiting: it aborts uploads and
 	// commits in flight.
@@ -116,18 +116,31 @@ type Pipeline struct {
 	closed   bool
 }
 
-// New starts a pipeline. onCommit is called after each segment commit with
-// the partitions that got new batches (to wake waiting fetches); it must
-// not block for long.
-func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer, onCommit func([]metastore.TopicPartition)) (*Pipeline, error) {
+// Hooks are the pipeline's calls out to the rest of the agent. Both run on
+// the pipeline's goroutines and must not block for long; a nil hook is
+// not called.
+type Hooks struct {
+	// Uploaded is called once a segment's object is stored, before its
+	// commit, with the object's key, its chunks, and each chunk's
+	// decoded payload (same index), which the hook may keep but not
+	// modify: the read path caches them, so consumers of the newest data
+	// on this agent need no GET.
+	Uploaded func(key string, chunks []segment.ChunkInfo, payloads [][]byte)
+	// Committed is called after each segment commit with the partitions
+	// that got new batches, to wake waiting fetches.
+	Committed func([]metastore.TopicPartition)
+}
+
+// New starts a pipeline.
+func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer, hooks Hooks) (*Pipeline, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("ingest config: %w", err)
 	}
 	if logger == nil {
 		logger = slog.New(slog.DiscardHandler)
 	}
-	if onCommit == nil {
-		onCommit = func([]metastore.TopicPartition) {}
+	if hooks.Committed == nil {
+		hooks.Committed = func([]metastore.TopicPartition) {}
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -139,7 +152,7 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 		store:     store,
 		bucket:    bucket,
 		logger:    logger,
-		onCommit:  onCommit,
+		hooks:     hooks,
 		m:         m,
 		ctx:       ctx,
 		cancel:    cancel,
@@ -328,13 +341,14 @@ func (p *Pipeline) upload(s *openSegment) {
 	defer func() { <-p.uploadSem }()
 
 	start := time.Now()
-	obj, chunks, err := s.w.Finish()
+	w := s.w
+	s.w = nil // the segment waits for its commit without its buffers
+	obj, chunks, err := w.Finish()
 	if err != nil {
 		s.upErr = fmt.Errorf("encode segment: %w", err)
 		p.m.failures.WithLabelValues("encode").Inc()
 		return
 	}
-	s.w = nil
 	id, err := uuid.NewV7()
 	if err != nil {
 		s.upErr = fmt.Errorf("segment key: %w", err)
@@ -356,6 +370,9 @@ func (p *Pipeline) upload(s *openSegment) {
 		s.upErr = fmt.Errorf("upload segment %s: %w", s.key, err)
 		p.m.failures.WithLabelValues("upload").Inc()
 		return
+	}
+	if p.hooks.Uploaded != nil {
+		p.hooks.Uploaded(s.key, chunks, w.Payloads())
 	}
 	p.m.uploadDuration.Observe(time.Since(start).Seconds())
 }
@@ -473,7 +490,7 @@ func (p *Pipeline) complete(s *openSegment, results []metastore.BatchResult) {
 	for tp := range s.perTP {
 		tps = append(tps, tp)
 	}
-	p.onCommit(tps)
+	p.hooks.Committed(tps)
 	for _, pend := range s.pendings {
 		pend.results = make([]metastore.BatchResult, pend.n)
 	}
