@@ -48,15 +48,15 @@ func TestDeadlineFollowsPreviousCut(t *testing.T) {
 		t.Errorf("first segment due %s after its Append started, want FlushInterval", deadline.Sub(before))
 	}
 
-	// A batch over FlushBytes cuts the open segment (it would overflow)
-	// and then its own.
+	// A batch that takes the open segment to FlushBytes joins it and
+	// cuts it: segments reach FlushBytes rather than stopping short of it.
 	pend, err := p.Append(t.Context(), []Item{e.bigItem(1, 2)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	waitOK(t, pend)
-	if got := testutil.ToFloat64(p.m.segments.WithLabelValues("bytes")); got != 2 {
-		t.Fatalf("segments cut by bytes = %v, want 2", got)
+	if got := testutil.ToFloat64(p.m.segments.WithLabelValues("bytes")); got != 1 {
+		t.Fatalf("segments cut by bytes = %v, want 1", got)
 	}
 
 	if _, err := p.Append(t.Context(), []Item{e.item(0, 1, 3)}); err != nil {

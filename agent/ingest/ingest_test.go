@@ -416,6 +416,66 @@ func TestBackpressure(t *testing.T) {
 	}
 }
 
+// A produce blocked on the buffered-bytes bound cuts the open segment
+// early only when that segment holds everything buffered (nothing in
+// flight would free space); otherwise the segment waits to fill (or for
+// its timer) instead of becoming one more small PUT.
+func TestBackpressureCutsOnlyWhenNothingElseFreesSpace(t *testing.T) {
+	e := newEnv(t)
+	g := &gatedBucket{Bucket: e.bucket, hold: func(n int, _ []byte) bool { return n == 0 }, release: make(chan struct{}), putDone: make(chan string, 4)}
+	l := len(e.item(0, 10, 1).Batch)
+	cfg := testConfig()
+	cfg.FlushBytes = 3 * l
+	cfg.MaxBufferedBytes = 4 * l
+	p := start(t, cfg, e.store, g, nil)
+	released := false
+	defer func() {
+		if !released {
+			close(g.release)
+		}
+	}()
+	backpressureCuts := func() float64 { return testutil.ToFloat64(p.m.segments.WithLabelValues("backpressure")) }
+	// blocked goes once through the blocking path of an Append over the
+	// bound: its context is already done.
+	blocked := func(items ...Item) {
+		t.Helper()
+		ctx, cancel := context.WithCancel(t.Context())
+		cancel()
+		if _, err := p.Append(ctx, items); !errors.Is(err, context.Canceled) {
+			t.Fatalf("Append over the bound: %v, want context.Canceled", err)
+		}
+	}
+
+	// 3 batches fill a segment, whose upload is held; one more opens the
+	// next segment; the buffer is then full, but the held segment's
+	// commit will free space.
+	first, err := p.Append(t.Context(), []Item{e.item(0, 10, 1), e.item(0, 10, 2), e.item(0, 10, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.Append(t.Context(), []Item{e.item(0, 10, 4)}); err != nil {
+		t.Fatal(err)
+	}
+	blocked(e.item(0, 10, 5))
+	if got := backpressureCuts(); got != 0 {
+		t.Fatalf("%v backpressure cuts with a commit in flight, want 0", got)
+	}
+
+	// Once that commits, the open segment (two batches, under
+	// FlushBytes) is all that is buffered, and a request of three does
+	// not fit the bound: now the open segment is cut.
+	close(g.release)
+	released = true
+	waitOK(t, first)
+	if _, err := p.Append(t.Context(), []Item{e.item(0, 10, 5)}); err != nil {
+		t.Fatal(err)
+	}
+	blocked(e.item(0, 10, 6), e.item(0, 10, 7), e.item(0, 10, 8))
+	if got := backpressureCuts(); got != 1 {
+		t.Fatalf("%v backpressure cuts with only the open segment buffered, want 1", got)
+	}
+}
+
 // BenchmarkPipeline measures produce throughput into a filesystem bucket
 // and the SQLite metastore: 16 KiB batches over 8 partitions, one batch per
 // Append, up to 1024 requests in flight (many producers).

@@ -198,9 +198,13 @@ func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
 		if p.buffered == 0 || p.buffered+size <= p.cfg.MaxBufferedBytes {
 			break
 		}
-		// Do not let the open segment wait for its timer while we block.
-		if p.open.bytes > 0 {
-			p.cutLocked("bytes")
+		// When the open segment holds everything buffered, nothing in
+		// flight will free space: cut it rather than stall until its
+		// timer. Otherwise the commits in flight free space, and cutting
+		// early would only make more, smaller segments (more PUTs per
+		// byte) exactly when the store is the bottleneck.
+		if p.open.bytes > 0 && p.open.bytes == p.buffered {
+			p.cutLocked("backpressure")
 		}
 		space := p.space
 		p.mu.Unlock()
@@ -212,11 +216,6 @@ func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
 		p.mu.Lock()
 	}
 
-	// Keep segments near FlushBytes: a request that would overflow a
-	// non-empty segment starts the next one.
-	if p.open.bytes > 0 && p.open.bytes+size > p.cfg.FlushBytes {
-		p.cutLocked("bytes")
-	}
 	s := p.open
 	if s.bytes == 0 {
 		s.deadline = cutDeadline(time.Now(), p.lastCut, p.cfg.FlushInterval)
