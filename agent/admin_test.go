@@ -3,6 +3,8 @@ package agent
 import (
 	"errors"
 	"fmt"
+	"net"
+	"strconv"
 	"testing"
 	"time"
 
@@ -83,7 +85,7 @@ func TestCreateDescribeDeleteTopics(t *testing.T) {
 		t.Fatalf("orders %+v", d)
 	}
 	for _, p := range topics["orders"].Partitions {
-		if p.Leader != a.NodeID() || len(p.Replicas) != 1 || len(p.ISR) != 1 {
+		if !a.owns(p.Leader) || len(p.Replicas) != 1 || len(p.ISR) != 1 {
 			t.Fatalf("partition %+v", p)
 		}
 	}
@@ -169,7 +171,7 @@ func TestMetadataAutoCreate(t *testing.T) {
 	if resp.Topics[1].ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("invalid name: %d", resp.Topics[1].ErrorCode)
 	}
-	if resp.ClusterID == nil || *resp.ClusterID != "silt" || resp.ControllerID != a.NodeID() {
+	if resp.ClusterID == nil || *resp.ClusterID != "silt" || resp.ControllerID != brokerID(a.NodeID(), 0) {
 		t.Fatalf("cluster %v controller %d", resp.ClusterID, resp.ControllerID)
 	}
 	// v3 and older imply auto-creation.
@@ -350,7 +352,7 @@ func TestDescribeBrokerConfigsAndCluster(t *testing.T) {
 	a := startAgent(t, func(c *Config) { c.Zone = "az1" })
 	cl, adm := a.client(t)
 	ctx := ctxTimeout(t)
-	rcs, err := adm.DescribeBrokerConfigs(ctx, a.NodeID())
+	rcs, err := adm.DescribeBrokerConfigs(ctx, brokerID(a.NodeID(), BrokersPerAgent-1))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -370,9 +372,13 @@ func TestDescribeBrokerConfigsAndCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.ClusterID != "silt" || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != a.NodeID() ||
-		resp.Brokers[0].Rack == nil || *resp.Brokers[0].Rack != "az1" {
+	if resp.ClusterID != "silt" || len(resp.Brokers) != BrokersPerAgent {
 		t.Fatalf("describe cluster %+v", resp)
+	}
+	for k, b := range resp.Brokers {
+		if b.NodeID != brokerID(a.NodeID(), k) || net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != a.Addr() || b.Rack == nil || *b.Rack != "az1" {
+			t.Fatalf("describe cluster broker %d: %+v", k, b)
+		}
 	}
 }
 
