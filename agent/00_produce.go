@@ -171,6 +171,19 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		defer cancel()
 	}
 	pend, err := a.ingest.Append(waitCtx, items)
+	// Append copied the batches: drop every reference into the request
+	// frame so its memory goes (and its share of the queued request
+	// bytes with r.release) while the produce waits for the commit.
+	sizes := make([]int, len(items))
+	for k := range items {
+		sizes[k] = len(items[k].Batch)
+		items[k].Batch = nil
+	}
+	for i := range req.Topics {
+		for j := range req.Topics[i].Partitions {
+			req.Topics[i].Partitions[j].Records = nil
+		}
+	}
 	r.release()
 	if err != nil {
 		for _, s := range slots {
@@ -181,7 +194,7 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		if err == nil {
 			// Nothing waits for the commit: count what was accepted.
 			for _, s := range slots {
-				bytes, records := itemBytes(items[s.first : s.first+s.n])
+				bytes, records := itemBytes(items[s.first:s.first+s.n], sizes[s.first:s.first+s.n])
 				a.metrics.topics.produced(s.topic, bytes, records)
 			}
 		}
@@ -215,7 +228,7 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		)
 		for k, res := range results[s.first : s.first+s.n] {
 			if res.Err == nil { // a duplicate was counted when first written
-				bytes += len(items[s.first+k].Batch)
+				bytes += sizes[s.first+k]
 				records += int64(items[s.first+k].Records)
 			}
 		}
@@ -230,10 +243,11 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 	return resp, nil
 }
 
-// itemBytes returns the batch bytes and record count of items.
-func itemBytes(items []ingest.Item) (bytes int, records int64) {
-	for _, it := range items {
-		bytes += len(it.Batch)
+// itemBytes returns the batch bytes (sizes, same index) and record count
+// of items.
+func itemBytes(items []ingest.Item, sizes []int) (bytes int, records int64) {
+	for k, it := range items {
+		bytes += sizes[k]
 		records += int64(it.Records)
 	}
 	return bytes, records

@@ -20,6 +20,7 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/prometheus/client_golang/prometheus"
+	"golang.org/x/sync/semaphore"
 
 	"github.com/siltdata/silt/agent/group"
 	"github.com/siltdata/silt/agent/ingest"
@@ -56,6 +57,16 @@ type Config struct {
 	// MaxRequestBytes bounds one request frame (socket.request.max.bytes).
 	// Larger frames close the connection, as Kafka does.
 	MaxRequestBytes int32
+	// QueuedRequestBytes bounds the request frames read from clients and
+	// not yet handled (queued.max.request.bytes): at the bound, the agent
+	// stops reading produce-sized frames until handlers finish (a produce
+	// once its batches are in the segment buffer, which MaxBufferedBytes
+	// bounds), so producers sending faster than the agent commits are
+	// slowed by TCP instead of growing its memory. Frames under 16 KiB
+	// (heartbeats, metadata, fetch requests) are not counted, so control
+	// traffic never waits behind produce data. A larger frame than the
+	// bound is read alone.
+	QueuedRequestBytes int64
 	// LeaseTTL is how long the agent's registration lives without renewal;
 	// it is renewed every LeaseTTL/3. It is how long a crashed agent is
 	// still named as a leader and coordinator (its clients stall, then
@@ -78,16 +89,17 @@ type Config struct {
 // DefaultConfig returns a configuration for one local agent.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:        "127.0.0.1:9092",
-		ClusterID:         "silt",
-		AutoCreateTopics:  true,
-		DefaultPartitions: 1,
-		MaxRequestBytes:   100 << 20,
-		LeaseTTL:          9 * time.Second,
-		LeaveGrace:        2 * time.Second,
-		Ingest:            ingest.DefaultConfig(),
-		Fetch:             fetch.DefaultConfig(),
-		Group:             group.DefaultConfig(),
+		ListenAddr:         "127.0.0.1:9092",
+		ClusterID:          "silt",
+		AutoCreateTopics:   true,
+		DefaultPartitions:  1,
+		MaxRequestBytes:    100 << 20,
+		QueuedRequestBytes: 64 << 20,
+		LeaseTTL:           9 * time.Second,
+		LeaveGrace:         2 * time.Second,
+		Ingest:             ingest.DefaultConfig(),
+		Fetch:              fetch.DefaultConfig(),
+		Group:              group.DefaultConfig(),
 	}
 }
 
@@ -102,6 +114,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxRequestBytes < 1<<20 {
 		errs = append(errs, fmt.Errorf("max request bytes %d: must be at least 1 MiB", c.MaxRequestBytes))
+	}
+	if c.QueuedRequestBytes < 1<<20 {
+		errs = append(errs, fmt.Errorf("queued request bytes %d: must be at least 1 MiB", c.QueuedRequestBytes))
 	}
 	if c.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("lease ttl %s: must be at least 1s", c.LeaseTTL))
@@ -130,6 +145,12 @@ type Agent struct {
 	metrics *serverMetrics
 	topics  *topicCache
 	members *membership
+	// queued holds the bytes of request frames read and not yet
+	// released (Config.QueuedRequestBytes).
+	queued *semaphore.Weighted
+	// onQueueWait, when set (tests), is called when a reader waits for
+	// room in queued.
+	onQueueWait func()
 
 	// ctx is the parent of every connection and request context; cancel
 	// ends them on Shutdown.
@@ -182,6 +203,7 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 		logger: logger,
 		reg:    reg,
 		conns:  make(map[*conn]struct{}),
+		queued: semaphore.NewWeighted(cfg.QueuedRequestBytes),
 	}
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	var err error

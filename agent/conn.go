@@ -1,7 +1,6 @@
 package agent
 
 import (
-	"bytes"
 	"context"
 	"encoding/binary"
 	"errors"
@@ -136,13 +135,26 @@ func (c *conn) readLoop() {
 			c.abort()
 			return
 		}
+		// Wait for room before reading the frame, so a full agent
+		// slows its producers by TCP (see Config.QueuedRequestBytes).
+		queued := c.a.queuedWeight(n)
+		if queued > 0 && !c.a.queued.TryAcquire(queued) {
+			if c.a.onQueueWait != nil {
+				c.a.onQueueWait()
+			}
+			if err := c.a.queued.Acquire(c.ctx, queued); err != nil {
+				return // the connection is closing
+			}
+		}
 		frame, err := readFrame(c.nc, int(n))
 		if err != nil {
+			c.a.queued.Release(queued)
 			c.readEnded(err)
 			return
 		}
-		inf, start, err := c.decode(frame)
+		inf, start, err := c.decode(frame, queued)
 		if err != nil {
+			c.a.queued.Release(queued)
 			c.abort()
 			return
 		}
@@ -168,27 +180,47 @@ func (c *conn) readLoop() {
 	}
 }
 
+// unqueuedFrame is the largest frame not counted against
+// Config.QueuedRequestBytes: control requests never wait behind produce
+// data.
+const unqueuedFrame = 16 << 10
+
+// queuedWeight is what a frame of n bytes counts against the queued
+// request bytes: nothing when small, never more than the whole bound.
+func (a *Agent) queuedWeight(n int32) int64 {
+	if n < unqueuedFrame {
+		return 0
+	}
+	return min(int64(n), a.cfg.QueuedRequestBytes)
+}
+
 // eagerFrame is the largest frame allocated whole before its bytes
 // arrive; larger ones grow as data comes in, so a client announcing a big
 // frame and sending nothing cannot make the agent hold the memory.
 const eagerFrame = 1 << 20
 
-// readFrame reads an n-byte frame.
+// readFrame reads an n-byte frame. A frame over eagerFrame is allocated
+// in doubling steps as its bytes arrive (never beyond n, so the frame
+// holds no slack): memory held stays within twice what the client sent.
 func readFrame(r io.Reader, n int) ([]byte, error) {
-	if n <= eagerFrame {
-		frame := make([]byte, n)
-		_, err := io.ReadFull(r, frame)
-		return frame, err
-	}
-	var buf bytes.Buffer
-	buf.Grow(eagerFrame)
-	if _, err := io.CopyN(&buf, r, int64(n)); err != nil {
-		if errors.Is(err, io.EOF) {
-			err = io.ErrUnexpectedEOF
+	frame := make([]byte, min(n, eagerFrame))
+	read := 0
+	for {
+		m, err := io.ReadFull(r, frame[read:])
+		read += m
+		if err != nil {
+			if errors.Is(err, io.EOF) && read > 0 {
+				err = io.ErrUnexpectedEOF
+			}
+			return nil, err
 		}
-		return nil, err
+		if read == n {
+			return frame, nil
+		}
+		grown := make([]byte, min(n, 2*len(frame)))
+		copy(grown, frame)
+		frame = grown
 	}
-	return buf.Bytes(), nil
 }
 
 // readEnded classifies the error that ended the reader. During Shutdown
@@ -212,7 +244,10 @@ func (c *conn) readEnded(err error) {
 // decode turns one frame into the request's place in the answer order and
 // the function that runs its handler (nil when the answer is already
 // known), or returns errClose when Kafka would close the connection.
-func (c *conn) decode(frame []byte) (inf *inflight, start func(), err error) {
+//
+// queued is the frame's share of the queued request bytes; the request
+// returns it when released. On an error the caller returns it.
+func (c *conn) decode(frame []byte, queued int64) (inf *inflight, start func(), err error) {
 	defer func() {
 		if p := recover(); p != nil {
 			c.a.logger.Error("panic decoding request", "client", c.remote, "panic", p, "stack", string(debug.Stack()))
@@ -230,6 +265,7 @@ func (c *conn) decode(frame []byte) (inf *inflight, start func(), err error) {
 		inf.resp = unsupportedApiVersions()
 		close(inf.done)
 		close(inf.release)
+		c.a.queued.Release(queued)
 		return inf, nil, nil
 	}
 	if err != nil {
@@ -250,7 +286,12 @@ func (c *conn) decode(frame []byte) (inf *inflight, start func(), err error) {
 		version:  h.version,
 		clientID: h.clientID,
 		kreq:     kreq,
-		release:  func() { once.Do(func() { close(inf.release) }) },
+		release: func() {
+			once.Do(func() {
+				close(inf.release)
+				c.a.queued.Release(queued)
+			})
+		},
 	}
 	return inf, func() { c.run(api, inf, r) }, nil
 }

@@ -10,6 +10,9 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/metastore"
+	"github.com/siltdata/silt/segment/segmenttest"
 )
 
 // rawConn is a hand-driven Kafka connection for malformed input.
@@ -259,7 +262,7 @@ func TestPipelinedResponsesInOrder(t *testing.T) {
 			if err := resp.ReadFrom(body[1:]); err != nil {
 				t.Fatalf("decode metadata %d: %v", i, err)
 			}
-			if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != a.NodeID() {
+			if len(resp.Brokers) != BrokersPerAgent || resp.Brokers[0].NodeID != brokerID(a.NodeID(), 0) {
 				t.Fatalf("brokers %+v", resp.Brokers)
 			}
 		}
@@ -306,4 +309,61 @@ func TestLargeFrameGrowsAsItArrives(t *testing.T) {
 	if err != nil || corr != 5 {
 		t.Fatalf("corr %d, err %v", corr, err)
 	}
+}
+
+// A produce frame that does not fit the queued request bytes waits,
+// unread, until handlers release room, while small control requests on
+// other connections are still answered.
+func TestQueuedRequestBytesBoundReads(t *testing.T) {
+	waiting := make(chan struct{}, 1)
+	a := startAgent(t, fastIngest, func(c *Config) { c.QueuedRequestBytes = 1 << 20 })
+	a.onQueueWait = func() { waiting <- struct{}{} }
+	if _, err := a.createTopic(t.Context(), metastore.TopicSpec{Name: "q", Partitions: 1}); err != nil {
+		t.Fatal(err)
+	}
+	// Hold all the room, as produce frames waiting for their segment would.
+	if err := a.queued.Acquire(t.Context(), 1<<20); err != nil {
+		t.Fatal(err)
+	}
+
+	req := kmsg.NewPtrProduceRequest()
+	req.Version, req.Acks, req.TimeoutMillis = 8, -1, 10000 // v8: no response header tags
+	rt := kmsg.NewProduceRequestTopic()
+	rt.Topic = "q"
+	rt.Partitions = append(rt.Partitions, kmsg.ProduceRequestTopicPartition{
+		Records: segmenttest.New(segmenttest.Options{Records: 40, ValueSize: 1024, Random: true}),
+	})
+	req.Topics = append(req.Topics, rt)
+	producer := dialRaw(t, a.Addr())
+	producer.send(req, 1)
+	select {
+	case <-waiting:
+	case <-time.After(30 * time.Second):
+		t.Fatal("the produce frame was read past the bound")
+	}
+
+	// Control traffic is not held up behind it.
+	other := dialRaw(t, a.Addr())
+	if v := other.apiVersions(2); v.ErrorCode != 0 {
+		t.Fatalf("ApiVersions while the bound is full: %s", codeName(v.ErrorCode))
+	}
+
+	a.queued.Release(1 << 20)
+	_, body, err := producer.readFrame()
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp := kmsg.NewPtrProduceResponse()
+	resp.Version = req.Version
+	if err := resp.ReadFrom(body); err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("produce after room was released: %s", codeName(code))
+	}
+	// Every frame's share came back: the whole bound is free again.
+	if !a.queued.TryAcquire(1 << 20) {
+		t.Fatal("queued request bytes not all released after the produce was answered")
+	}
+	a.queued.Release(1 << 20)
 }

@@ -11,6 +11,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/siltdata/silt/agent"
 	"github.com/siltdata/silt/agent/ingest"
 	"github.com/siltdata/silt/fetch"
 )
@@ -33,6 +34,7 @@ type options struct {
 	flushBytes       byteSize
 	flushInterval    time.Duration
 	maxBufferedBytes byteSize
+	maxQueuedBytes   byteSize
 	cacheDir         string
 	cacheBytes       byteSize
 
@@ -93,9 +95,11 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	ingestDef, fetchDef := ingest.DefaultConfig(), fetch.DefaultConfig()
 	o.flushBytes, o.maxBufferedBytes = byteSize(ingestDef.FlushBytes), byteSize(ingestDef.MaxBufferedBytes)
 	o.cacheBytes = byteSize(fetchDef.CacheBytes)
+	o.maxQueuedBytes = byteSize(agent.DefaultConfig().QueuedRequestBytes)
 	fs.Var(&o.flushBytes, "flush-bytes", "cut a segment object once it holds this `size` of batches (e.g. 512KiB, 8MiB)")
 	fs.DurationVar(&o.flushInterval, "flush-interval", ingestDef.FlushInterval, "cut a segment object this `duration` after its first byte, or after the previous cut under continuous traffic: the produce latency floor")
 	fs.Var(&o.maxBufferedBytes, "max-buffered-bytes", "produce data (`size`) buffered but not yet committed before producers are slowed down")
+	fs.Var(&o.maxQueuedBytes, "max-queued-request-bytes", "request frames (`size`) read but not yet taken in before the agent stops reading produce data (queued.max.request.bytes; frames under 16KiB are not counted)")
 	str(&o.cacheDir, "cache-dir", "", "`directory` of the read cache on disk, emptied at start (dev default: <data-dir>/cache; agent default: none, memory only)")
 	fs.Var(&o.cacheBytes, "cache-bytes", "`size` bound of the on-disk read cache")
 	fs.BoolVar(&o.autoCreateTopics, "auto-create-topics", true, "create unknown topics on Metadata and Produce, as auto.create.topics.enable")
@@ -201,6 +205,9 @@ func (o options) validate() error {
 		bad("max-buffered-bytes", "%s: must be positive and at most 128GiB", &o.maxBufferedBytes)
 	} else if o.flushBytes > 0 && o.maxBufferedBytes < o.flushBytes {
 		bad("max-buffered-bytes", "%s is smaller than %s %s: a segment could never fill", &o.maxBufferedBytes, o.name("flush-bytes"), &o.flushBytes)
+	}
+	if o.maxQueuedBytes < 1<<20 || o.maxQueuedBytes > maxInt32Size*64 {
+		bad("max-queued-request-bytes", "%s: must be between 1MiB and 128GiB", &o.maxQueuedBytes)
 	}
 	if o.cacheBytes <= 0 {
 		bad("cache-bytes", "%s: must be positive", &o.cacheBytes)

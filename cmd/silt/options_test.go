@@ -69,6 +69,7 @@ func TestInvalidConfigurationNamesTheFlag(t *testing.T) {
 		{[]string{"--flush-bytes", "12 parsecs"}, nil, "flush-bytes"},
 		{[]string{"--flush-interval", "-1s"}, nil, "--flush-interval"},
 		{[]string{"--flush-bytes", "8MiB", "--max-buffered-bytes", "1MiB"}, nil, "--max-buffered-bytes"},
+		{[]string{"--max-queued-request-bytes", "512KiB"}, nil, "--max-queued-request-bytes"},
 		{[]string{"--default-partitions", "0"}, nil, "--default-partitions"},
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},

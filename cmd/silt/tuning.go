@@ -8,6 +8,7 @@ func applyTuning(cfg *agent.Config, o options, cacheDir string) {
 	cfg.Ingest.FlushBytes = int(o.flushBytes)
 	cfg.Ingest.FlushInterval = o.flushInterval
 	cfg.Ingest.MaxBufferedBytes = int(o.maxBufferedBytes)
+	cfg.QueuedRequestBytes = int64(o.maxQueuedBytes)
 	cfg.Fetch.CacheDir = cacheDir
 	cfg.Fetch.CacheBytes = int64(o.cacheBytes)
 }
