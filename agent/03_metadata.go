@@ -3,16 +3,14 @@ package agent
 // Metadata: v0-v13.
 //
 // Behaviour:
-//   - Brokers are the live agents, each under BrokersPerAgent broker ids
-//     at its one address (cached; re-read when older than
+//   - Brokers are the live agents (cached; re-read when older than
 //     onDemandRefresh, so a client sent here by an agent that is leaving
-//     is not sent back to it); the controller id is the first broker id
-//     of the live agent with the lowest node id.
+//     is not sent back to it);
+//     the controller id is the live agent with the lowest node id.
 //   - Every agent serves every partition. The "leader" of a partition is
 //     picked by leaderFor (rendezvous hashing over the live agents, within
 //     the client's zone when its client id carries silt_az=<zone>), so one
-//     client's traffic for a partition goes to one agent, under one of
-//     its broker ids (spread by the same hash). Replicas and ISR
+//     client's traffic for a partition goes to one agent. Replicas and ISR
 //     are [leader], leader epoch 0, no offline replicas.
 //   - No topics listed (v0: an empty array; v1+: null) means all topics;
 //     v1+ empty array means none. v10+ topics may be named by id; an
@@ -24,9 +22,7 @@ package agent
 //   - Authorized operations (v8+) are reported as everything allowed when
 //     asked for: silt has no authorizer, like Kafka without one.
 //
-// Differences from Kafka: each agent is listed as BrokersPerAgent brokers
-// at one address, so clients keep that many connections (and request
-// windows) per agent. Kafka answers an auto-created topic with
+// Differences from Kafka: Kafka answers an auto-created topic with
 // LEADER_NOT_AVAILABLE because its creation completes asynchronously;
 // silt's creation is one metastore transaction, so the new topic is
 // answered ready to use, saving the client a metadata round trip. A
@@ -60,17 +56,15 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 	a.members.refreshIfOlder(ctx, onDemandRefresh)
 	live := a.liveAgents()
 	for _, ag := range live {
-		for _, id := range brokerIDs(ag) {
-			b := kmsg.NewMetadataResponseBroker()
-			b.NodeID, b.Host, b.Port = id, ag.Host, ag.Port
-			if ag.Zone != "" {
-				b.Rack = kmsg.StringPtr(ag.Zone)
-			}
-			resp.Brokers = append(resp.Brokers, b)
+		b := kmsg.NewMetadataResponseBroker()
+		b.NodeID, b.Host, b.Port = ag.NodeID, ag.Host, ag.Port
+		if ag.Zone != "" {
+			b.Rack = kmsg.StringPtr(ag.Zone)
 		}
+		resp.Brokers = append(resp.Brokers, b)
 	}
 	resp.ClusterID = kmsg.StringPtr(a.cfg.ClusterID)
-	resp.ControllerID = brokerID(live[0].NodeID, 0)
+	resp.ControllerID = live[0].NodeID
 	if req.IncludeClusterAuthorizedOperations {
 		resp.AuthorizedOperations = clusterAuthorizedOps
 	}
@@ -161,7 +155,7 @@ func (a *Agent) metadataTopic(t metastore.Topic, zone string, withOps bool) kmsg
 	}
 	st.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
 	for p := range t.Partitions {
-		leader := a.leaderFor(t.ID, p, zone)
+		leader := a.leaderFor(t.ID, p, zone).NodeID
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p
 		sp.Leader = leader

@@ -48,7 +48,7 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 			c.ErrorCode = kerr.InvalidRequest.Code
 		default:
 			ag := a.coordinatorFor(key)
-			c.NodeID, c.Host, c.Port = brokerID(ag.NodeID, 0), ag.Host, ag.Port
+			c.NodeID, c.Host, c.Port = ag.NodeID, ag.Host, ag.Port
 		}
 		if c.ErrorCode != 0 {
 			r.logError(c.ErrorCode, nil, "key", key, "key_type", req.CoordinatorType)

@@ -22,7 +22,7 @@ func TestGroupAdminAPIs(t *testing.T) {
 	_, adm := a.client(t)
 
 	for _, c := range adm.FindGroupCoordinators(ctx, "x", "y") {
-		if c.Err != nil || c.NodeID != brokerID(a.NodeID(), 0) {
+		if c.Err != nil || c.NodeID != a.NodeID() {
 			t.Fatalf("coordinator of %s: node %d err %v", c.Name, c.NodeID, c.Err)
 		}
 	}

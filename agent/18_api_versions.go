@@ -13,8 +13,8 @@ package agent
 //     pattern, else INVALID_REQUEST, as Kafka answers.
 //   - v5+ (KIP-1242): a client naming the cluster and node it expects must
 //     name both (else INVALID_REQUEST); if they are not this cluster and
-//     one of this agent's broker ids (the address now belongs to another
-//     agent), the answer is REBOOTSTRAP_REQUIRED.
+//     this agent's node id (the address now belongs to another agent), the
+//     answer is REBOOTSTRAP_REQUIRED.
 //   - The response header is always v0 (no tagged fields), even for the
 //     flexible v3+, as the protocol requires.
 //
@@ -47,7 +47,7 @@ func (a *Agent) handleApiVersions(_ context.Context, r *request) (kmsg.Response,
 		case hasCluster != hasNode:
 			resp.ErrorCode = kerr.InvalidRequest.Code
 			r.logError(resp.ErrorCode, nil, "cluster_id", req.ClusterID, "node_id", req.NodeID)
-		case hasCluster && (*req.ClusterID != a.cfg.ClusterID || agentNode(req.NodeID) != a.NodeID() || req.NodeID < 0):
+		case hasCluster && (*req.ClusterID != a.cfg.ClusterID || req.NodeID != a.NodeID()):
 			resp.ErrorCode = kerr.RebootstrapRequired.Code
 			r.logError(resp.ErrorCode, nil, "cluster_id", *req.ClusterID, "node_id", req.NodeID)
 		}

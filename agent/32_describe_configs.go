@@ -9,7 +9,7 @@ package agent
 //     source (DYNAMIC_TOPIC_CONFIG when set on the topic, else
 //     DEFAULT_CONFIG), is_default (v0), synonyms when asked (v1+), type
 //     and documentation (v3+). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
-//   - Broker resources (any broker id of a live agent, or "" for the cluster
+//   - Broker resources (this or any live node id, or "" for the cluster
 //     default): a few read-only settings that describe the agent.
 //   - Other resource types: INVALID_REQUEST.
 //
@@ -98,7 +98,7 @@ func (a *Agent) describeBroker(name string, names []string) ([]describedConfig, 
 		id, err := strconv.ParseInt(name, 10, 32)
 		known := false
 		for _, ag := range a.liveAgents() {
-			known = known || err == nil && id >= 0 && ag.NodeID == agentNode(int32(id))
+			known = known || err == nil && ag.NodeID == int32(id)
 		}
 		if !known {
 			return nil, kafkaErr(kerr.InvalidRequest, "unknown broker id %s", name)

@@ -2,15 +2,13 @@ package agent
 
 // DescribeCluster: v0-v1.
 //
-// Behaviour: the live agents as brokers (as in Metadata, BrokersPerAgent
-// broker ids each), the cluster id, the controller (the first broker id of
-// the live agent with the lowest node id), and all
+// Behaviour: the live agents as brokers (as in Metadata), the cluster id,
+// the controller (the live agent with the lowest node id), and all
 // cluster operations as authorized when asked (no authorizer). v1's
 // endpoint type must be 1 (brokers); 2 (controllers) answers
 // UNSUPPORTED_ENDPOINT_TYPE, since silt has no separate controllers.
 //
-// Differences from Kafka: each agent appears as BrokersPerAgent brokers at
-// one address (see BrokersPerAgent).
+// Differences from Kafka: none intended.
 
 import (
 	"context"
@@ -31,16 +29,14 @@ func (a *Agent) handleDescribeCluster(_ context.Context, r *request) (kmsg.Respo
 	}
 	live := a.liveAgents()
 	resp.ClusterID = a.cfg.ClusterID
-	resp.ControllerID = brokerID(live[0].NodeID, 0)
+	resp.ControllerID = live[0].NodeID
 	for _, ag := range live {
-		for _, id := range brokerIDs(ag) {
-			b := kmsg.NewDescribeClusterResponseBroker()
-			b.NodeID, b.Host, b.Port = id, ag.Host, ag.Port
-			if ag.Zone != "" {
-				b.Rack = kmsg.StringPtr(ag.Zone)
-			}
-			resp.Brokers = append(resp.Brokers, b)
+		b := kmsg.NewDescribeClusterResponseBroker()
+		b.NodeID, b.Host, b.Port = ag.NodeID, ag.Host, ag.Port
+		if ag.Zone != "" {
+			b.Rack = kmsg.StringPtr(ag.Zone)
 		}
+		resp.Brokers = append(resp.Brokers, b)
 	}
 	if req.IncludeClusterAuthorizedOperations {
 		resp.ClusterAuthorizedOperations = clusterAuthorizedOps

@@ -3,8 +3,6 @@ package agent
 import (
 	"errors"
 	"fmt"
-	"net"
-	"strconv"
 	"testing"
 	"time"
 
@@ -85,7 +83,7 @@ func TestCreateDescribeDeleteTopics(t *testing.T) {
 		t.Fatalf("orders %+v", d)
 	}
 	for _, p := range topics["orders"].Partitions {
-		if !a.owns(p.Leader) || len(p.Replicas) != 1 || len(p.ISR) != 1 {
+		if p.Leader != a.NodeID() || len(p.Replicas) != 1 || len(p.ISR) != 1 {
 			t.Fatalf("partition %+v", p)
 		}
 	}
@@ -171,7 +169,7 @@ func TestMetadataAutoCreate(t *testing.T) {
 	if resp.Topics[1].ErrorCode != kerr.InvalidTopicException.Code {
 		t.Fatalf("invalid name: %d", resp.Topics[1].ErrorCode)
 	}
-	if resp.ClusterID == nil || *resp.ClusterID != "silt" || resp.ControllerID != brokerID(a.NodeID(), 0) {
+	if resp.ClusterID == nil || *resp.ClusterID != "silt" || resp.ControllerID != a.NodeID() {
 		t.Fatalf("cluster %v controller %d", resp.ClusterID, resp.ControllerID)
 	}
 	// v3 and older imply auto-creation.
@@ -352,7 +350,7 @@ func TestDescribeBrokerConfigsAndCluster(t *testing.T) {
 	a := startAgent(t, func(c *Config) { c.Zone = "az1" })
 	cl, adm := a.client(t)
 	ctx := ctxTimeout(t)
-	rcs, err := adm.DescribeBrokerConfigs(ctx, brokerID(a.NodeID(), BrokersPerAgent-1))
+	rcs, err := adm.DescribeBrokerConfigs(ctx, a.NodeID())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -372,13 +370,9 @@ func TestDescribeBrokerConfigsAndCluster(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if resp.ClusterID != "silt" || len(resp.Brokers) != BrokersPerAgent {
+	if resp.ClusterID != "silt" || len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != a.NodeID() ||
+		resp.Brokers[0].Rack == nil || *resp.Brokers[0].Rack != "az1" {
 		t.Fatalf("describe cluster %+v", resp)
-	}
-	for k, b := range resp.Brokers {
-		if b.NodeID != brokerID(a.NodeID(), k) || net.JoinHostPort(b.Host, strconv.Itoa(int(b.Port))) != a.Addr() || b.Rack == nil || *b.Rack != "az1" {
-			t.Fatalf("describe cluster broker %d: %+v", k, b)
-		}
 	}
 }
 

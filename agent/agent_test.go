@@ -28,9 +28,6 @@ type testAgent struct {
 	reg   *prometheus.Registry
 }
 
-// owns reports whether broker id id is one of a's.
-func (a *Agent) owns(id int32) bool { return id >= 0 && agentNode(id) == a.NodeID() }
-
 func testLogger(t testing.TB) *slog.Logger {
 	if testing.Verbose() {
 		return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))

@@ -338,56 +338,23 @@ func (a *Agent) self() metastore.Agent {
 // sorted by node id. Callers must not modify it.
 func (a *Agent) liveAgents() []metastore.Agent { return a.members.liveAgents() }
 
-// BrokersPerAgent is how many Kafka broker ids each agent advertises, all
-// at its own address. Kafka clients bound the requests they keep in flight
-// per broker (an idempotent producer at most 5), and every silt produce
-// request waits for its segment's flush, upload and commit; with one
-// broker id per agent a busy producer spends its 5 requests early in a
-// segment's life and holds further records back until that segment
-// commits, about half a flush interval more. Spreading an agent's
-// partitions over several broker ids gives each producer (and consumer)
-// that many independent connections to the agent. Broker id
-// NodeID*BrokersPerAgent+k is the agent's k-th; the agent's own node id is
-// its first broker id's quotient.
-const BrokersPerAgent = 4
-
-// brokerID is broker id k of the agent with node id nodeID.
-func brokerID(nodeID int32, k int) int32 { return nodeID*BrokersPerAgent + int32(k) }
-
-// agentNode is the node id of the agent that advertises broker id id.
-func agentNode(id int32) int32 { return id / BrokersPerAgent }
-
-// brokerIDs returns every broker id of an agent, ascending.
-func brokerIDs(ag metastore.Agent) [BrokersPerAgent]int32 {
-	var ids [BrokersPerAgent]int32
-	for k := range ids {
-		ids[k] = brokerID(ag.NodeID, k)
-	}
-	return ids
-}
-
-// leaderFor names the broker id that Metadata reports as a partition's
-// leader. Every agent can serve every partition; the leader only steers
-// one client's traffic for a partition to one agent, so the agent is
-// picked by rendezvous hashing over the live agents: deterministic on
-// every agent, and only the partitions of an agent that joins or leaves
-// move. With a client zone that some live agent has, only agents of that
-// zone are candidates (no cross-zone traffic). Which of the agent's broker
-// ids is named comes from the same key.
-func (a *Agent) leaderFor(topic metastore.TopicID, partition int32, clientZone string) int32 {
+// leaderFor names the agent that Metadata reports as a partition's leader.
+// Every agent can serve every partition; the leader only steers one
+// client's traffic for a partition to one agent, so it is picked by
+// rendezvous hashing over the live agents: deterministic on every agent,
+// and only the partitions of an agent that joins or leaves move. With a
+// client zone that some live agent has, only agents of that zone are
+// candidates (no cross-zone traffic).
+func (a *Agent) leaderFor(topic metastore.TopicID, partition int32, clientZone string) metastore.Agent {
 	var key [20]byte
 	copy(key[:], topic[:])
 	binary.BigEndian.PutUint32(key[16:], uint32(partition))
-	ag := pick(a.liveAgents(), key[:], clientZone)
-	h := fnv.New64a()
-	_, _ = h.Write(key[:])
-	return brokerID(ag.NodeID, int(mix64(h.Sum64())%BrokersPerAgent))
+	return pick(a.liveAgents(), key[:], clientZone)
 }
 
 // coordinatorFor names the agent that coordinates a consumer group (or
 // any other keyed coordinator), by the same hashing as leaderFor. Group
 // state is persisted, so another agent takes over when one leaves.
-// Clients reach it at its first broker id.
 func (a *Agent) coordinatorFor(key string) metastore.Agent {
 	return pick(a.liveAgents(), []byte("c\x00"+key), "")
 }

@@ -141,24 +141,22 @@ func TestTwoAgentsShareLeadersAndZones(t *testing.T) {
 		t.Fatal(err)
 	}
 	ma, mb := metadata(a, "x"), metadata(b, "x")
-	if len(ma.Brokers) != 2*BrokersPerAgent || len(mb.Brokers) != 2*BrokersPerAgent {
-		t.Fatalf("brokers %d and %d, want %d", len(ma.Brokers), len(mb.Brokers), 2*BrokersPerAgent)
+	if len(ma.Brokers) != 2 || len(mb.Brokers) != 2 {
+		t.Fatalf("brokers %d and %d, want 2", len(ma.Brokers), len(mb.Brokers))
 	}
-	leaders, agents := map[int32]int{}, map[int32]int{}
+	leaders := map[int32]int{}
 	for i, p := range ma.Topics[0].Partitions {
 		if q := mb.Topics[0].Partitions[i]; q.Leader != p.Leader {
 			t.Fatalf("partition %d: agents disagree on the leader (%d, %d)", p.Partition, p.Leader, q.Leader)
 		}
 		leaders[p.Leader]++
-		agents[agentNode(p.Leader)]++
 	}
-	// 64 partitions over 2 agents of 4 broker ids: every one leads some.
-	if len(agents) != 2 || len(leaders) != 2*BrokersPerAgent {
-		t.Fatalf("leaders not spread: by agent %v, by broker id %v", agents, leaders)
+	if len(leaders) != 2 {
+		t.Fatalf("one agent leads everything: %v", leaders)
 	}
 	for _, p := range metadata(b, "svc,silt_az=z2").Topics[0].Partitions {
-		if !b.owns(p.Leader) {
-			t.Fatalf("zone z2 client got leader %d, not one of agent %d's", p.Leader, b.NodeID())
+		if p.Leader != b.NodeID() {
+			t.Fatalf("zone z2 client got leader %d, want %d", p.Leader, b.NodeID())
 		}
 	}
 	if a.coordinatorFor("g1").NodeID != b.coordinatorFor("g1").NodeID {
@@ -183,7 +181,7 @@ func TestTwoAgentsShareLeadersAndZones(t *testing.T) {
 	}
 	a.members.refresh(ctx)
 	for _, p := range metadata(a, "x").Topics[0].Partitions {
-		if !a.owns(p.Leader) {
+		if p.Leader != a.NodeID() {
 			t.Fatalf("leader %d after b left", p.Leader)
 		}
 	}
@@ -341,17 +339,17 @@ func TestLeavingAgentSendsClientsElsewhere(t *testing.T) {
 	rt.Topic = kmsg.StringPtr("leave")
 	md.Topics = append(md.Topics, rt)
 	resp := c.roundTrip(md).(*kmsg.MetadataResponse)
-	if len(resp.Brokers) != BrokersPerAgent || !a.owns(resp.Brokers[0].NodeID) || !a.owns(resp.Brokers[BrokersPerAgent-1].NodeID) {
-		t.Fatalf("leaving agent lists brokers %+v, want only agent %d's", resp.Brokers, a.NodeID())
+	if len(resp.Brokers) != 1 || resp.Brokers[0].NodeID != a.NodeID() {
+		t.Fatalf("leaving agent lists brokers %+v, want only %d", resp.Brokers, a.NodeID())
 	}
 	for _, p := range resp.Topics[0].Partitions {
-		if !a.owns(p.Leader) {
+		if p.Leader != a.NodeID() {
 			t.Fatalf("leaving agent names leader %d for partition %d", p.Leader, p.Partition)
 		}
 	}
 	fc := kmsg.NewPtrFindCoordinatorRequest()
 	fc.Version, fc.CoordinatorKey = 3, "leave-group"
-	if got := c.roundTrip(fc).(*kmsg.FindCoordinatorResponse); got.ErrorCode != 0 || got.NodeID != brokerID(a.NodeID(), 0) {
+	if got := c.roundTrip(fc).(*kmsg.FindCoordinatorResponse); got.ErrorCode != 0 || got.NodeID != a.NodeID() {
 		t.Fatalf("FindCoordinator at the leaving agent: node %d, %s", got.NodeID, codeName(got.ErrorCode))
 	}
 	hb := kmsg.NewPtrHeartbeatRequest()
@@ -366,7 +364,7 @@ func TestLeavingAgentSendsClientsElsewhere(t *testing.T) {
 	// client asks it for metadata.
 	ca := dialRaw(t, a.Addr())
 	waitFor(t, "a to stop listing b", func() bool {
-		return len(ca.roundTrip(md).(*kmsg.MetadataResponse).Brokers) == BrokersPerAgent
+		return len(ca.roundTrip(md).(*kmsg.MetadataResponse).Brokers) == 1
 	})
 	if g := gauge(a); g != 1 {
 		t.Fatalf("silt_agents_live on a %v, want 1", g)
