@@ -198,8 +198,14 @@ const LeaderEpoch int32 = 0
 // chunks share the hot tier's bound with the chunks reads loaded.
 func (r *Reader) Seed(key string, chunks []segment.ChunkInfo, payloads [][]byte) {
 	for i, c := range chunks {
-		r.chunks.mem.put(chunkKey{seg: key, offset: c.Offset, length: c.Length}, payloads[i])
-		r.m.seeded.Add(float64(len(payloads[i])))
+		data := payloads[i]
+		if cap(data)-len(data) > len(data)/8 {
+			// The tier's bound counts lengths: keep no large spare
+			// room (a buffer grown by appends can be twice its length).
+			data = append([]byte(nil), data...)
+		}
+		r.chunks.mem.put(chunkKey{seg: key, offset: c.Offset, length: c.Length}, data)
+		r.m.seeded.Add(float64(len(data)))
 	}
 }
 

@@ -132,12 +132,13 @@ func (w *Writer) Append(topic TopicID, partition int32, batch []byte) {
 // Payloads returns each chunk's payload, the concatenated record batches
 // as DecodeChunk would return them, in the order of the chunks Finish
 // returned. They stay valid until the next Append or Reset, and must not
-// be modified while the Writer is in use.
+// be modified while the Writer is in use. Their capacity is that of the
+// Writer's buffers: a caller keeping one long may want a copy without the
+// spare room.
 func (w *Writer) Payloads() [][]byte {
 	out := make([][]byte, len(w.order))
 	for i, j := range w.order {
-		raw := w.parts[j].raw
-		out[i] = raw[:len(raw):len(raw)]
+		out[i] = w.parts[j].raw
 	}
 	return out
 }
