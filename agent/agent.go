@@ -223,7 +223,7 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	reader := a.reader
-	hooks := ingest.Hooks{Uploaded: reader.Seed, Committed: reader.Notify}
+	hooks := ingest.Hooks{Uploaded: reader.Seed, Committed: reader.Committed}
 	if a.ingest, err = ingest.New(cfg.Ingest, store, bucket, logger, reg, hooks); err != nil {
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("ingest: %w", err)

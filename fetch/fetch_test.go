@@ -90,9 +90,9 @@ func newEnv(t testing.TB) *env {
 				r.Seed(key, chunks, payloads)
 			}
 		},
-		Committed: func(tps []metastore.TopicPartition) {
+		Committed: func(added map[metastore.TopicPartition][]metastore.Batch) {
 			if r := e.notify.Load(); r != nil {
-				r.Notify(tps)
+				r.Committed(added)
 			}
 		},
 	})
@@ -425,14 +425,27 @@ func TestTailIndexAvoidsStore(t *testing.T) {
 	if store() != before {
 		t.Fatalf("store asked %v times for cached reads", store()-before)
 	}
-	// A commit makes the next read ask once, then the cache serves again.
+	// This agent's own commit extends the cached index: the new batch
+	// is read without asking the store.
 	e.produce(t, 0, 1)
 	if n := read(5); n != 1 {
 		t.Fatalf("%d batches after commit", n)
 	}
 	read(6)
+	if got := store() - before; got != 0 {
+		t.Fatalf("store asked %v times after this agent's commit, want 0", got)
+	}
+	// A commit elsewhere (only Notify reaches this reader) makes the next
+	// read ask once, then the cache serves again.
+	e.notify.Store(nil)
+	e.produce(t, 0, 2)
+	r.Notify([]metastore.TopicPartition{e.tp(0)})
+	if n := read(6); n != 1 {
+		t.Fatalf("%d batches after a commit elsewhere", n)
+	}
+	read(8)
 	if got := store() - before; got != 1 {
-		t.Fatalf("store asked %v times after one commit, want 1", got)
+		t.Fatalf("store asked %v times after a commit elsewhere, want 1", got)
 	}
 }
 

@@ -244,6 +244,31 @@ func dropBelow(run []metastore.Batch, logStart int64) []metastore.Batch {
 	return append([]metastore.Batch(nil), run[drop:]...)
 }
 
+// committed takes the batches a commit on this agent added to tp (in
+// offset order). When the cached high watermark is current and is where
+// they begin, nothing else was committed in between (offsets are dense):
+// they extend the tail run and the high watermark moves past them, still
+// current, so a tailing reader's next fetch needs no store lookup.
+// Otherwise the high watermark is only marked stale, as by invalidate.
+func (x *tailIndex) committed(tp metastore.TopicPartition, batches []metastore.Batch) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	el := x.entries[tp]
+	if el == nil {
+		return
+	}
+	e := el.Value.(*tailEntry)
+	e.gen++ // store answers read before this commit are not current
+	if !e.fresh || time.Since(e.at) > x.maxAge || len(batches) == 0 || batches[0].BaseOffset != e.offs.HighWatermark {
+		e.fresh = false
+		return
+	}
+	if n := len(e.batches); n == 0 || e.batches[n-1].LastOffset+1 == batches[0].BaseOffset {
+		e.batches = x.extend(e.batches, batches)
+	}
+	e.offs.HighWatermark = batches[len(batches)-1].LastOffset + 1
+}
+
 // invalidate marks the partitions' high watermarks stale.
 func (x *tailIndex) invalidate(tps []metastore.TopicPartition) {
 	x.mu.Lock()

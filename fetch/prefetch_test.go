@@ -526,3 +526,36 @@ func TestPrefetchFeedsReplayIndex(t *testing.T) {
 		t.Fatal("read-ahead never looked up batches")
 	}
 }
+
+// A commit of this agent extends the cached index only when it starts at
+// the cached high watermark; one that does not (another agent committed in
+// between) leaves the high watermark to the store.
+func TestCommittedExtendsOnlyAContiguousIndex(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IndexMaxAge = time.Hour
+	tp := metastore.TopicPartition{Partition: 3}
+	batch := func(base, last int64) metastore.Batch {
+		return metastore.Batch{BaseOffset: base, LastOffset: last, SegmentKey: "s", Len: 100}
+	}
+	x := newTailIndex(cfg)
+	_, _, gen, ok, _ := x.lookup(tp, 0, 1<<20, 1)
+	if ok {
+		t.Fatal("empty index answered")
+	}
+	x.update(tp, gen, []metastore.Batch{batch(0, 9)}, metastore.PartitionOffsets{HighWatermark: 10})
+
+	x.committed(tp, []metastore.Batch{batch(10, 14)})
+	got, offs, _, ok, _ := x.lookup(tp, 10, 1<<20, 1)
+	if !ok || len(got) != 1 || got[0].BaseOffset != 10 || offs.HighWatermark != 15 {
+		t.Fatalf("after a contiguous commit: %v %+v ok=%v; want batch 10 and high watermark 15", got, offs, ok)
+	}
+	if _, offs, _, ok, _ := x.lookup(tp, 15, 1<<20, 1); !ok || offs.HighWatermark != 15 {
+		t.Fatalf("at the new high watermark: %+v ok=%v, want a current empty answer", offs, ok)
+	}
+
+	// Offsets 15-19 were committed elsewhere: this commit starts at 20.
+	x.committed(tp, []metastore.Batch{batch(20, 21)})
+	if _, _, _, ok, _ := x.lookup(tp, 15, 1<<20, 1); ok {
+		t.Fatal("a commit that does not start at the cached high watermark was trusted")
+	}
+}

@@ -86,6 +86,24 @@ func (w *Watch) Stop() {
 
 func (w *Watch) fire() { w.once.Do(func() { close(w.ch) }) }
 
+// Committed is Notify for the commits of this agent's own segments, which
+// come with the batch index entries they added (ingest.Hooks.Committed):
+// the cached index is extended with them where it can be, so the fetches
+// they wake read the new batches without a store lookup.
+func (r *Reader) Committed(added map[metastore.TopicPartition][]metastore.Batch) {
+	for tp, batches := range added {
+		r.index.committed(tp, batches)
+	}
+	r.watchMu.Lock()
+	for tp := range added {
+		for w := range r.watchers[tp] {
+			w.fire()
+		}
+		delete(r.watchers, tp)
+	}
+	r.watchMu.Unlock()
+}
+
 // Notify wakes fetches waiting on the given partitions and marks their
 // cached high watermarks stale. A nil tps means every partition (commits
 // may have been missed, as metastore.CommitWatcher signals). It never

@@ -74,7 +74,17 @@ func testConfig() Config {
 
 func start(t *testing.T, cfg Config, st metastore.Store, b objstore.Bucket, onCommit func([]metastore.TopicPartition)) *Pipeline {
 	t.Helper()
-	p, err := New(cfg, st, b, nil, prometheus.NewRegistry(), Hooks{Committed: onCommit})
+	var committed func(map[metastore.TopicPartition][]metastore.Batch)
+	if onCommit != nil {
+		committed = func(added map[metastore.TopicPartition][]metastore.Batch) {
+			tps := make([]metastore.TopicPartition, 0, len(added))
+			for tp := range added {
+				tps = append(tps, tp)
+			}
+			onCommit(tps)
+		}
+	}
+	p, err := New(cfg, st, b, nil, prometheus.NewRegistry(), Hooks{Committed: committed})
 	if err != nil {
 		t.Fatal(err)
 	}

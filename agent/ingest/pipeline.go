@@ -126,9 +126,13 @@ type Hooks struct {
 	// modify: the read path caches them, so consumers of the newest data
 	// on this agent need no GET.
 	Uploaded func(key string, chunks []segment.ChunkInfo, payloads [][]byte)
-	// Committed is called after each segment commit with the partitions
-	// that got new batches, to wake waiting fetches.
-	Committed func([]metastore.TopicPartition)
+	// Committed is called after each segment commit, before its
+	// produce requests are answered, with every partition the segment
+	// touched and the batch index entries the commit added to it (in
+	// offset order; none for a partition whose batches were all
+	// duplicates or refused): the read path extends its cached index with
+	// them and wakes waiting fetches.
+	Committed func(map[metastore.TopicPartition][]metastore.Batch)
 }
 
 // New starts a pipeline.
@@ -140,7 +144,7 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 		logger = slog.New(slog.DiscardHandler)
 	}
 	if hooks.Committed == nil {
-		hooks.Committed = func([]metastore.TopicPartition) {}
+		hooks.Committed = func(map[metastore.TopicPartition][]metastore.Batch) {}
 	}
 	m, err := newMetrics(reg)
 	if err != nil {
@@ -408,9 +412,12 @@ func (p *Pipeline) commitLoop() {
 
 		<-s.uploaded
 		err := s.upErr
-		var results []metastore.BatchResult
+		var (
+			rows    []metastore.BatchAppend
+			results []metastore.BatchResult
+		)
 		if err == nil {
-			results, err = p.commit(s)
+			rows, results, err = p.commit(s)
 		}
 		if err != nil {
 			p.logger.Warn("segment failed", "key", s.key, "bytes", s.bytes, "error", err)
@@ -425,15 +432,15 @@ func (p *Pipeline) commitLoop() {
 			}
 			continue
 		}
-		p.complete(s, results)
+		p.complete(s, rows, results)
 	}
 }
 
-func (p *Pipeline) commit(s *openSegment) ([]metastore.BatchResult, error) {
+func (p *Pipeline) commit(s *openSegment) ([]metastore.BatchAppend, []metastore.BatchResult, error) {
 	rows, err := s.rows()
 	if err != nil {
 		p.m.failures.WithLabelValues("encode").Inc()
-		return nil, err
+		return nil, nil, err
 	}
 	ctx, cancel := context.WithTimeout(p.ctx, p.cfg.CommitTimeout)
 	defer cancel()
@@ -441,14 +448,14 @@ func (p *Pipeline) commit(s *openSegment) ([]metastore.BatchResult, error) {
 	results, err := p.store.CommitSegment(ctx, metastore.Segment{Key: s.key, Size: s.size, Batches: rows})
 	if err != nil {
 		p.m.failures.WithLabelValues("commit").Inc()
-		return nil, fmt.Errorf("commit segment %s: %w", s.key, err)
+		return nil, nil, fmt.Errorf("commit segment %s: %w", s.key, err)
 	}
 	if len(results) != len(rows) {
 		p.m.failures.WithLabelValues("commit").Inc()
-		return nil, fmt.Errorf("commit segment %s: %d results for %d batches", s.key, len(results), len(rows))
+		return nil, nil, fmt.Errorf("commit segment %s: %d results for %d batches", s.key, len(results), len(rows))
 	}
 	p.m.commitDuration.Observe(time.Since(start).Seconds())
-	return results, nil
+	return rows, results, nil
 }
 
 // rows builds the segment's batch index rows, in append order, from the
@@ -484,12 +491,27 @@ func (s *openSegment) rows() ([]metastore.BatchAppend, error) {
 
 // complete answers every request of a committed segment, after waking
 // readers of the partitions it touched.
-func (p *Pipeline) complete(s *openSegment, results []metastore.BatchResult) {
-	tps := make([]metastore.TopicPartition, 0, len(s.perTP))
+func (p *Pipeline) complete(s *openSegment, rows []metastore.BatchAppend, results []metastore.BatchResult) {
+	added := make(map[metastore.TopicPartition][]metastore.Batch, len(s.perTP))
 	for tp := range s.perTP {
-		tps = append(tps, tp)
+		added[tp] = nil
 	}
-	p.hooks.Committed(tps)
+	for i, row := range rows {
+		if results[i].Err != nil {
+			continue // a duplicate or a refused batch: not indexed
+		}
+		added[row.TopicPartition] = append(added[row.TopicPartition], metastore.Batch{
+			BaseOffset:   results[i].BaseOffset,
+			LastOffset:   results[i].BaseOffset + int64(row.Records) - 1,
+			MaxTimestamp: row.MaxTimestamp,
+			SegmentKey:   s.key,
+			ChunkOffset:  row.ChunkOffset,
+			ChunkLength:  row.ChunkLength,
+			Pos:          row.Pos,
+			Len:          row.Len,
+		})
+	}
+	p.hooks.Committed(added)
 	for _, pend := range s.pendings {
 		pend.results = make([]metastore.BatchResult, pend.n)
 	}
