@@ -86,6 +86,19 @@ type Config struct {
 	Group  group.Config
 }
 
+// MemoryBudget is the memory the configuration lets an agent use: the
+// read path's decoded-chunk tiers, the produce buffer (batches, the
+// encoded segment and compression scratch: three times its bound), the
+// queued request frames, and a fixed allowance for everything else
+// (index caches, connections, the runtime). silt sets it as the Go
+// runtime's soft memory limit unless GOMEMLIMIT is set, so the garbage
+// collector keeps the heap near it under load instead of letting it grow
+// to twice what is live.
+func (c Config) MemoryBudget() int64 {
+	return c.Fetch.MemoryBytes + c.Fetch.PrefetchBytes + 3*int64(c.Ingest.MaxBufferedBytes) +
+		c.QueuedRequestBytes + 256<<20
+}
+
 // DefaultConfig returns a configuration for one local agent.
 func DefaultConfig() Config {
 	return Config{

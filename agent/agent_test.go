@@ -92,3 +92,15 @@ func ctxTimeout(t testing.TB) context.Context {
 	t.Cleanup(cancel)
 	return ctx
 }
+
+func TestMemoryBudgetFollowsConfig(t *testing.T) {
+	c := DefaultConfig()
+	if got := c.MemoryBudget(); got != 896<<20 {
+		t.Fatalf("default memory budget %d MiB, want 896 MiB (README)", got>>20)
+	}
+	c.Ingest.MaxBufferedBytes *= 2
+	c.Fetch.MemoryBytes *= 2
+	if got, want := c.MemoryBudget(), int64(896+3*64+256)<<20; got != want {
+		t.Fatalf("memory budget %d MiB after doubling two bounds, want %d MiB", got>>20, want>>20)
+	}
+}

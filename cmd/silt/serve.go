@@ -9,6 +9,7 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"runtime/debug"
 	"strconv"
 	"strings"
 	"sync/atomic"
@@ -83,6 +84,10 @@ func serve(ctx context.Context, stop func(), o options, stdout, stderr io.Writer
 	}()
 	bucket = objstore.WithMetrics(bucket, reg)
 
+	if os.Getenv("GOMEMLIMIT") == "" {
+		debug.SetMemoryLimit(cfg.MemoryBudget())
+		logger.Debug("memory limit", "bytes", cfg.MemoryBudget())
+	}
 	ag, err := agent.New(cfg, store, bucket, logger, reg)
 	if err != nil {
 		logger.Error("create agent", "err", err)
