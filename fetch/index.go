@@ -160,6 +160,9 @@ func (x *tailIndex) update(tp metastore.TopicPartition, gen uint64, res []metast
 		x.evictLocked()
 	}
 	e := el.Value.(*tailEntry)
+	// A commit of this agent applied (by committed) after the store read
+	// began is newer than the answer: offsets only grow, keep the higher.
+	offs.HighWatermark = max(offs.HighWatermark, e.offs.HighWatermark)
 	e.offs = offs
 	e.at = time.Now()
 	e.fresh = e.gen == gen
@@ -214,12 +217,18 @@ func (x *tailIndex) merge(run, res []metastore.Batch) []metastore.Batch {
 	return x.bound(append([]metastore.Batch(nil), res...))
 }
 
-// extend replaces run's batches from res's first on with res, then keeps
-// at most maxBatches: the older batches go first (the reader has moved
-// past them), then, if res alone is too long, its newest.
+// extend replaces run's batches from res's first to its last with res
+// (keeping those of run that continue after it), then keeps at most
+// maxBatches: the older batches go first (the reader has moved past
+// them), then, if res alone is too long, its newest.
 func (x *tailIndex) extend(run, res []metastore.Batch) []metastore.Batch {
 	keep := sort.Search(len(run), func(i int) bool { return run[i].BaseOffset >= res[0].BaseOffset })
-	run = append(run[:keep:keep], res...)
+	end := res[len(res)-1].LastOffset + 1
+	var after []metastore.Batch
+	if j := sort.Search(len(run), func(i int) bool { return run[i].BaseOffset >= end }); j < len(run) && run[j].BaseOffset == end {
+		after = run[j:]
+	}
+	run = append(append(run[:keep:keep], res...), after...)
 	if len(run) <= x.maxBatches {
 		return run
 	}
@@ -245,11 +254,13 @@ func dropBelow(run []metastore.Batch, logStart int64) []metastore.Batch {
 }
 
 // committed takes the batches a commit on this agent added to tp (in
-// offset order). When the cached high watermark is current and is where
-// they begin, nothing else was committed in between (offsets are dense):
-// they extend the tail run and the high watermark moves past them, still
-// current, so a tailing reader's next fetch needs no store lookup.
-// Otherwise the high watermark is only marked stale, as by invalidate.
+// offset order). When they begin at the cached high watermark, nothing
+// else was committed in between (offsets are dense): they extend the tail
+// run and the high watermark moves past them, as current as it was, so a
+// tailing reader's next fetch needs no store lookup; a store answer read
+// before this commit cannot undo that (update keeps the higher high
+// watermark and the batches after its answer). Otherwise the high
+// watermark is marked stale, as by invalidate.
 func (x *tailIndex) committed(tp metastore.TopicPartition, batches []metastore.Batch) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -258,8 +269,8 @@ func (x *tailIndex) committed(tp metastore.TopicPartition, batches []metastore.B
 		return
 	}
 	e := el.Value.(*tailEntry)
-	e.gen++ // store answers read before this commit are not current
-	if !e.fresh || time.Since(e.at) > x.maxAge || len(batches) == 0 || batches[0].BaseOffset != e.offs.HighWatermark {
+	if time.Since(e.at) > x.maxAge || len(batches) == 0 || batches[0].BaseOffset != e.offs.HighWatermark {
+		e.gen++ // store answers read before this commit are not current
 		e.fresh = false
 		return
 	}

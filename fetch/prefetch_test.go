@@ -559,3 +559,39 @@ func TestCommittedExtendsOnlyAContiguousIndex(t *testing.T) {
 		t.Fatal("a commit that does not start at the cached high watermark was trusted")
 	}
 }
+
+// A store answer read before a commit of this agent, arriving after it,
+// does not undo it: the high watermark and the committed batch stay.
+func TestStoreAnswerRacingACommitKeepsIt(t *testing.T) {
+	cfg := DefaultConfig()
+	cfg.IndexMaxAge = time.Hour
+	tp := metastore.TopicPartition{Partition: 1}
+	batch := func(base, last int64) metastore.Batch {
+		return metastore.Batch{BaseOffset: base, LastOffset: last, SegmentKey: "s", Len: 100}
+	}
+	x := newTailIndex(cfg)
+	_, _, gen, _, _ := x.lookup(tp, 0, 1<<20, 1)
+	x.update(tp, gen, []metastore.Batch{batch(0, 9)}, metastore.PartitionOffsets{HighWatermark: 10})
+
+	// A commit elsewhere is announced; a reader at the end misses and
+	// asks the store...
+	x.invalidate([]metastore.TopicPartition{tp})
+	_, _, gen, ok, _ := x.lookup(tp, 10, 1<<20, 1)
+	if ok {
+		t.Fatal("want a miss after the announcement")
+	}
+	// ...this agent commits [10, 15)...
+	x.committed(tp, []metastore.Batch{batch(10, 14)})
+	// ...and the store's answer, read before that commit, arrives.
+	x.update(tp, gen, nil, metastore.PartitionOffsets{HighWatermark: 10})
+
+	got, offs, _, ok, _ := x.lookup(tp, 10, 1<<20, 1)
+	if !ok || len(got) != 1 || got[0].BaseOffset != 10 || offs.HighWatermark != 15 {
+		t.Fatalf("after the racing answer: %v %+v ok=%v; want batch 10 and high watermark 15", got, offs, ok)
+	}
+	// The next commit still extends it without the store.
+	x.committed(tp, []metastore.Batch{batch(15, 19)})
+	if got, offs, _, ok, _ := x.lookup(tp, 15, 1<<20, 1); !ok || len(got) != 1 || offs.HighWatermark != 20 {
+		t.Fatalf("after the next commit: %v %+v ok=%v", got, offs, ok)
+	}
+}
