@@ -527,22 +527,32 @@ func TestPrefetchFeedsReplayIndex(t *testing.T) {
 	}
 }
 
+// batch is a batch index entry of [base, last] for the index tests.
+func batch(base, last int64) metastore.Batch {
+	return metastore.Batch{BaseOffset: base, LastOffset: last, SegmentKey: "s", Len: 100}
+}
+
+// indexHolding10 returns a tail index holding one partition's batch
+// [0, 9] with high watermark 10, current.
+func indexHolding10(t *testing.T) (*tailIndex, metastore.TopicPartition) {
+	t.Helper()
+	cfg := DefaultConfig()
+	cfg.IndexMaxAge = time.Hour
+	tp := metastore.TopicPartition{Partition: 3}
+	x := newTailIndex(cfg)
+	if _, _, _, ok, _ := x.lookup(tp, 0, 1<<20, 1); ok {
+		t.Fatal("empty index answered")
+	}
+	_, _, gen, _, _ := x.lookup(tp, 0, 1<<20, 1)
+	x.update(tp, gen, []metastore.Batch{batch(0, 9)}, metastore.PartitionOffsets{HighWatermark: 10})
+	return x, tp
+}
+
 // A commit of this agent extends the cached index only when it starts at
 // the cached high watermark; one that does not (another agent committed in
 // between) leaves the high watermark to the store.
 func TestCommittedExtendsOnlyAContiguousIndex(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.IndexMaxAge = time.Hour
-	tp := metastore.TopicPartition{Partition: 3}
-	batch := func(base, last int64) metastore.Batch {
-		return metastore.Batch{BaseOffset: base, LastOffset: last, SegmentKey: "s", Len: 100}
-	}
-	x := newTailIndex(cfg)
-	_, _, gen, ok, _ := x.lookup(tp, 0, 1<<20, 1)
-	if ok {
-		t.Fatal("empty index answered")
-	}
-	x.update(tp, gen, []metastore.Batch{batch(0, 9)}, metastore.PartitionOffsets{HighWatermark: 10})
+	x, tp := indexHolding10(t)
 
 	x.committed(tp, []metastore.Batch{batch(10, 14)})
 	got, offs, _, ok, _ := x.lookup(tp, 10, 1<<20, 1)
@@ -563,15 +573,7 @@ func TestCommittedExtendsOnlyAContiguousIndex(t *testing.T) {
 // A store answer read before a commit of this agent, arriving after it,
 // does not undo it: the high watermark and the committed batch stay.
 func TestStoreAnswerRacingACommitKeepsIt(t *testing.T) {
-	cfg := DefaultConfig()
-	cfg.IndexMaxAge = time.Hour
-	tp := metastore.TopicPartition{Partition: 1}
-	batch := func(base, last int64) metastore.Batch {
-		return metastore.Batch{BaseOffset: base, LastOffset: last, SegmentKey: "s", Len: 100}
-	}
-	x := newTailIndex(cfg)
-	_, _, gen, _, _ := x.lookup(tp, 0, 1<<20, 1)
-	x.update(tp, gen, []metastore.Batch{batch(0, 9)}, metastore.PartitionOffsets{HighWatermark: 10})
+	x, tp := indexHolding10(t)
 
 	// A commit elsewhere is announced; a reader at the end misses and
 	// asks the store...
