@@ -123,7 +123,9 @@ type Store interface {
 // has the committing agent's own in-process notification.
 type CommitWatcher interface {
 	// WatchCommits calls fn with the partitions of each segment committed
-	// by any agent, until ctx ends; then it returns ctx's error. It runs
+	// by any other agent (a store's own commits are left out: its caller
+	// learns of them when CommitSegment returns), until ctx ends; then it
+	// returns ctx's error. It runs
 	// in the caller's goroutine and calls fn one call at a time, so fn
 	// must not block for long. fn(nil) means "commits may have been
 	// missed: treat every partition as changed"; it is called once the

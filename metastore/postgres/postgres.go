@@ -28,6 +28,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -62,6 +63,11 @@ const errSegmentCommittedCode = "SL001"
 type Store struct {
 	pool   *pgxpool.Pool
 	logger *slog.Logger
+
+	// own holds the backend process ids of this store's open
+	// connections: a commit notification sent by one of them is this
+	// store's own commit, which WatchCommits leaves out.
+	own sync.Map // uint32 -> struct{}
 }
 
 var _ metastore.Store = (*Store)(nil)
@@ -77,11 +83,26 @@ func Open(ctx context.Context, url string, logger *slog.Logger) (*Store, error) 
 	if err != nil {
 		return nil, fmt.Errorf("postgres metastore: %w", err)
 	}
+	s := &Store{logger: logger}
+	afterConnect, beforeClose := cfg.AfterConnect, cfg.BeforeClose
+	cfg.AfterConnect = func(ctx context.Context, c *pgx.Conn) error {
+		s.own.Store(c.PgConn().PID(), struct{}{})
+		if afterConnect != nil {
+			return afterConnect(ctx, c)
+		}
+		return nil
+	}
+	cfg.BeforeClose = func(c *pgx.Conn) {
+		s.own.Delete(c.PgConn().PID())
+		if beforeClose != nil {
+			beforeClose(c)
+		}
+	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
 		return nil, fmt.Errorf("postgres metastore: %w", err)
 	}
-	s := &Store{pool: pool, logger: logger}
+	s.pool = pool
 	if err := s.migrate(ctx); err != nil {
 		pool.Close()
 		return nil, err

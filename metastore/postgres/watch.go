@@ -16,7 +16,9 @@ const commitChannel = "silt_commits"
 var _ metastore.CommitWatcher = (*Store)(nil)
 
 // WatchCommits implements metastore.CommitWatcher with LISTEN on a
-// connection taken out of the pool for the watch's lifetime.
+// connection taken out of the pool for the watch's lifetime. A
+// notification sent by one of this store's own connections is its own
+// commit and is left out.
 func (s *Store) WatchCommits(ctx context.Context, fn func([]metastore.TopicPartition)) error {
 	const maxPause = 5 * time.Second
 	pause := 100 * time.Millisecond
@@ -47,9 +49,11 @@ func (s *Store) listen(ctx context.Context, fn func([]metastore.TopicPartition))
 	if err != nil {
 		return false, err
 	}
-	// Hijacked: a connection that LISTENs must not go back to the pool.
+	// Hijacked: a connection that LISTENs must not go back to the pool
+	// (nor reach its BeforeClose).
 	conn := pc.Hijack()
 	defer func() {
+		s.own.Delete(conn.PgConn().PID())
 		cctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
 		conn.Close(cctx)
@@ -62,6 +66,9 @@ func (s *Store) listen(ctx context.Context, fn func([]metastore.TopicPartition))
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true, err
+		}
+		if _, own := s.own.Load(n.PID); own {
+			continue
 		}
 		fn(parseCommitPayload(n.Payload))
 	}

@@ -26,7 +26,8 @@ func TestParseCommitPayload(t *testing.T) {
 }
 
 // TestWatchCommits checks a commit through one store reaches a watch on
-// another (two agents), naming exactly the partitions that got batches.
+// another (two agents), naming exactly the partitions that got batches,
+// and that a store's own commits do not.
 func TestWatchCommits(t *testing.T) {
 	url := harness.Postgres(t)
 	committer, err := Open(t.Context(), url, nil)
@@ -90,5 +91,17 @@ func TestWatchCommits(t *testing.T) {
 	}
 	if len(tps) != len(want) {
 		t.Fatalf("notification %v, want %v", tps, want)
+	}
+
+	// The watching store's own commit is left out (its caller knows of
+	// it): the next notification is the other store's later commit.
+	if _, err := watcher.CommitSegment(t.Context(), metastore.Segment{Key: "s2", Batches: []metastore.BatchAppend{batch(b.ID, 0)}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := committer.CommitSegment(t.Context(), metastore.Segment{Key: "s3", Batches: []metastore.BatchAppend{batch(a.ID, 1)}}); err != nil {
+		t.Fatal(err)
+	}
+	if tps := next(); len(tps) != 1 || tps[0] != (metastore.TopicPartition{Topic: a.ID, Partition: 1}) {
+		t.Fatalf("notification %v, want only the other store's commit of %v/1", tps, a.ID)
 	}
 }
