@@ -86,10 +86,15 @@ func decodeChunk(dst, chunk []byte, alias bool) ([]byte, chunkHeader, error) {
 }
 
 // zstdTrustedRatio is the decoded/stored ratio up to which decodeZstd
-// allocates the claimed raw length at once. Record data rarely compresses
-// better; beyond it, the output buffer grows by doubling so that a lying
-// raw length costs a small allocation rather than a huge one.
-const zstdTrustedRatio = 16
+// allocates the claimed raw length at once, and zstdTrustedLength the raw
+// length it allocates at once whatever the ratio (a chunk of a segment of
+// the default flush size). Beyond both, the output buffer grows by
+// doubling, each step decoding again, so that a lying raw length costs a
+// bounded allocation rather than a huge one.
+const (
+	zstdTrustedRatio  = 16
+	zstdTrustedLength = 8 << 20
+)
 
 // decodeZstd appends the decoding of payload, one zstd frame that must
 // decode to exactly rawLen bytes, to dst. It never decodes more than rawLen
@@ -106,7 +111,7 @@ func decodeZstd(dst, payload []byte, rawLen int) ([]byte, error) {
 	}
 	_, dec := codecs()
 	n := len(dst)
-	limit := min(rawLen, zstdTrustedRatio*len(payload)+64<<10)
+	limit := min(rawLen, max(zstdTrustedRatio*len(payload)+64<<10, zstdTrustedLength))
 	for {
 		dst = slices.Grow(dst[:n], limit)
 		// The three-index slice makes DecodeAllCapLimit stop at limit
