@@ -382,8 +382,10 @@ func (c *conn) writeLoop() {
 		if inf.resp == nil {
 			continue
 		}
-		buf = slices.Grow(buf[:0], 9+sizeHint(inf.resp))
-		buf = append(buf, 0, 0, 0, 0, 0, 0, 0, 0) // size, correlation id
+		if n := 9 + sizeHint(inf.resp); n > cap(buf) {
+			buf = largeBuffer(n)
+		}
+		buf = append(buf[:0], 0, 0, 0, 0, 0, 0, 0, 0) // size, correlation id
 		if inf.flex {
 			buf = append(buf, 0) // response header v1: no tagged fields
 		}
@@ -396,8 +398,41 @@ func (c *conn) writeLoop() {
 			c.abort()
 		}
 		if cap(buf) > 1<<20 { // do not pin one large fetch answer
+			putLargeBuffer(buf)
 			buf = nil
 		}
+	}
+}
+
+// largeBuffers holds a few response buffers between large fetch answers,
+// shared by all connections: a fresh multi-megabyte buffer for every
+// answer cost about as much CPU in zeroing as the rest of a replaying
+// consumer's fetch path. At most cap(largeBuffers) buffers of at most
+// maxLargeBuffer bytes are kept.
+var largeBuffers = make(chan []byte, 4)
+
+const maxLargeBuffer = 16 << 20
+
+// largeBuffer returns an empty buffer of at least n bytes' capacity.
+func largeBuffer(n int) []byte {
+	select {
+	case b := <-largeBuffers:
+		if cap(b) >= n {
+			return b[:0]
+		}
+	default:
+	}
+	return slices.Grow([]byte(nil), n+n/4) // room for the next, larger answer
+}
+
+// putLargeBuffer keeps b for a later answer when there is room.
+func putLargeBuffer(b []byte) {
+	if cap(b) > maxLargeBuffer {
+		return
+	}
+	select {
+	case largeBuffers <- b:
+	default:
 	}
 }
 
