@@ -367,3 +367,32 @@ func TestQueuedRequestBytesBoundReads(t *testing.T) {
 	}
 	a.queued.Release(1 << 20)
 }
+
+// Large answer buffers are reused, within their bounds.
+func TestLargeBuffersReused(t *testing.T) {
+	for len(largeBuffers) > 0 {
+		<-largeBuffers
+	}
+	b := largeBuffer(2 << 20)
+	if cap(b) < 2<<20 || len(b) != 0 {
+		t.Fatalf("largeBuffer(2 MiB): len %d cap %d", len(b), cap(b))
+	}
+	b = append(b, 1)
+	putLargeBuffer(b)
+	if again := largeBuffer(1 << 20); cap(again) != cap(b) || &again[:1][0] != &b[0] {
+		t.Fatal("a kept buffer large enough was not reused")
+	}
+	putLargeBuffer(make([]byte, 0, maxLargeBuffer+1))
+	if len(largeBuffers) != 0 {
+		t.Fatal("a buffer over maxLargeBuffer was kept")
+	}
+	for range cap(largeBuffers) + 1 {
+		putLargeBuffer(make([]byte, 0, 2<<20))
+	}
+	if len(largeBuffers) != cap(largeBuffers) {
+		t.Fatalf("%d buffers kept, want at most %d", len(largeBuffers), cap(largeBuffers))
+	}
+	for len(largeBuffers) > 0 {
+		<-largeBuffers
+	}
+}
