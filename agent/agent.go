@@ -90,7 +90,8 @@ type Config struct {
 // read path's decoded-chunk tiers, the produce buffer (batches, the
 // encoded segment and compression scratch: three times its bound), the
 // queued request frames, and a fixed allowance for everything else
-// (index caches, connections, the runtime). silt sets it as the Go
+// (index caches, connections, the shared large-answer buffers of at most
+// 64 MiB, the runtime). silt sets it as the Go
 // runtime's soft memory limit unless GOMEMLIMIT is set, so the garbage
 // collector keeps the heap near it under load instead of letting it grow
 // to twice what is live.

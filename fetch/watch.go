@@ -95,13 +95,18 @@ func (r *Reader) Committed(added map[metastore.TopicPartition][]metastore.Batch)
 		r.index.committed(tp, batches)
 	}
 	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
 	for tp := range added {
-		for w := range r.watchers[tp] {
-			w.fire()
-		}
-		delete(r.watchers, tp)
+		r.wakeLocked(tp)
 	}
-	r.watchMu.Unlock()
+}
+
+// wakeLocked fires and forgets every watch of tp. r.watchMu must be held.
+func (r *Reader) wakeLocked(tp metastore.TopicPartition) {
+	for w := range r.watchers[tp] {
+		w.fire()
+	}
+	delete(r.watchers, tp)
 }
 
 // Notify wakes fetches waiting on the given partitions and marks their
@@ -111,23 +116,18 @@ func (r *Reader) Committed(added map[metastore.TopicPartition][]metastore.Batch)
 func (r *Reader) Notify(tps []metastore.TopicPartition) {
 	if tps == nil {
 		r.index.invalidateAll()
-		r.watchMu.Lock()
-		for tp, set := range r.watchers {
-			for w := range set {
-				w.fire()
-			}
-			delete(r.watchers, tp)
+	} else {
+		r.index.invalidate(tps)
+	}
+	r.watchMu.Lock()
+	defer r.watchMu.Unlock()
+	if tps == nil {
+		for tp := range r.watchers {
+			r.wakeLocked(tp)
 		}
-		r.watchMu.Unlock()
 		return
 	}
-	r.index.invalidate(tps)
-	r.watchMu.Lock()
 	for _, tp := range tps {
-		for w := range r.watchers[tp] {
-			w.fire()
-		}
-		delete(r.watchers, tp)
+		r.wakeLocked(tp)
 	}
-	r.watchMu.Unlock()
 }

@@ -9,6 +9,9 @@ cd "$(dirname "$0")/.."
 log=${SILT_TEST_LOG:-$(mktemp -t silt-test.XXXXXX.log)}
 timeout=${SILT_TEST_TIMEOUT:-25m}
 
+# make test installed every server and client tool first: a test that
+# finds one missing fails instead of skipping (harness.Strict).
+export SILT_TEST_STRICT=1
 echo "go test -race ./... (full log: $log)"
 go test -race -count=1 -timeout "$timeout" -v ./... >"$log" 2>&1
 rc=$?

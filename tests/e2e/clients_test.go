@@ -3,12 +3,13 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"os"
 	"sort"
 	"testing"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kgo"
+
+	"github.com/siltdata/silt/tests/harness"
 )
 
 // acked is one record as its producer saw it acknowledged.
@@ -117,12 +118,12 @@ func checkAcked(t testing.TB, acks []acked, recs []*kgo.Record) {
 	}
 }
 
-// missingTool skips a test whose client tool is not installed, except in CI
-// (CI=true), where tests/install-deps.sh must have installed it and a skip
-// would hide an interop test that never ran.
+// missingTool skips a test whose client tool is not installed, except when
+// harness.Strict (CI, make test), where tests/install-deps.sh must have
+// installed it and a skip would hide an interop test that never ran.
 func missingTool(t testing.TB, format string, args ...any) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
+	if harness.Strict() {
 		t.Fatalf(format, args...)
 	}
 	t.Skipf(format, args...)

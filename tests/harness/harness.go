@@ -138,10 +138,18 @@ func RunCheckingLeaks(m *testing.M, opts ...goleak.Option) int {
 // unavailable skips the test, or fails it under CI=true.
 func unavailable(t testing.TB, what string, err error) {
 	t.Helper()
-	if os.Getenv("CI") == "true" {
-		t.Fatalf("harness: no %s server (CI=true forbids skipping): %v", what, err)
+	if Strict() {
+		t.Fatalf("harness: no %s server (CI=true or SILT_TEST_STRICT=1 forbids skipping): %v", what, err)
 	}
 	t.Skipf("harness: no %s server, skipping: %v", what, err)
+}
+
+// Strict reports whether a test whose server or client tool is missing
+// must fail instead of skipping: in CI (CI=true) and under `make test`
+// (SILT_TEST_STRICT=1), which install everything the tests need first, so
+// a skip would hide a suite that never ran.
+func Strict() bool {
+	return os.Getenv("CI") == "true" || os.Getenv("SILT_TEST_STRICT") == "1"
 }
 
 // announce reports a started server on stderr and in the test's log, so
