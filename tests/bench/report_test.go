@@ -27,7 +27,7 @@ var (
 	reportFlag  = flag.Bool("report", false, "run the benchmark report (also SILT_BENCH_REPORT=1)")
 	fullFlag    = flag.Bool("full", false, "full run: longer phases and a 2 GiB cold replay (also SILT_BENCH_FULL=1)")
 	phaseFlag   = flag.Duration("phase", 0, "length of each load phase (default 8s quick, 30s full)")
-	replayFlag  = flag.String("replay-bytes", "", "bytes to replay cold (default 1GiB quick, 2GiB full; shorter replays mostly measure the start-up)")
+	replayFlag  = flag.String("replay-bytes", "", "bytes to replay cold (default 2GiB; shorter replays mostly measure the start-up)")
 	outFlag     = flag.String("out", "results/latest.md", "file the table is written to (relative to tests/bench)")
 	partsFlag   = flag.Int("partitions", 12, "partitions of every benchmark topic")
 	prodFlag    = flag.Int("producers", 4, "producer clients")
@@ -46,7 +46,7 @@ type params struct {
 }
 
 func reportParams(t *testing.T) params {
-	p := params{phase: 8 * time.Second, rawPhase: 4 * time.Second, lowPhase: 3 * time.Second, replayBytes: gib}
+	p := params{phase: 8 * time.Second, rawPhase: 4 * time.Second, lowPhase: 3 * time.Second, replayBytes: 2 * gib}
 	if *fullFlag || os.Getenv("SILT_BENCH_FULL") == "1" {
 		p = params{full: true, phase: 30 * time.Second, rawPhase: 10 * time.Second, lowPhase: 5 * time.Second, replayBytes: 2 * gib}
 	}
