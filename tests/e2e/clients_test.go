@@ -50,6 +50,18 @@ func newClient(t testing.TB, addr string, opts ...kgo.Opt) *kgo.Client {
 // it holds n records, and fails the test at ctx's deadline.
 func consumeN(t testing.TB, ctx context.Context, addr, topic string, n int) []*kgo.Record {
 	t.Helper()
+	recs := consume(t, ctx, addr, topic, n, nil)
+	if len(recs) > n {
+		t.Fatalf("consume %s: %d records, want %d", topic, len(recs), n)
+	}
+	return recs
+}
+
+// consume reads topic from the start of every partition (no group),
+// keeping the records keep accepts (all when nil), until it holds n, and
+// fails the test at ctx's deadline.
+func consume(t testing.TB, ctx context.Context, addr, topic string, n int, keep func(*kgo.Record) bool) []*kgo.Record {
+	t.Helper()
 	cl := newClient(t, addr,
 		kgo.ConsumeTopics(topic),
 		kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()),
@@ -66,10 +78,11 @@ func consumeN(t testing.TB, ctx context.Context, addr, topic string, n int) []*k
 			// them so a failure explains itself.
 			t.Logf("fetch %s[%d]: %v", e.Topic, e.Partition, e.Err)
 		}
-		recs = append(recs, fs.Records()...)
-	}
-	if len(recs) > n {
-		t.Fatalf("consume %s: %d records, want %d", topic, len(recs), n)
+		fs.EachRecord(func(r *kgo.Record) {
+			if keep == nil || keep(r) {
+				recs = append(recs, r)
+			}
+		})
 	}
 	return recs
 }
