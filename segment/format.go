@@ -6,12 +6,16 @@ import (
 	"hash/crc32"
 )
 
-// Layout constants of format version 1; FORMAT.md is the specification.
+// Layout constants; FORMAT.md is the specification.
 const (
 	// Magic opens the header and closes the trailer: ASCII "SILT".
 	Magic uint32 = 0x53494C54
-	// Version is the format version this package writes.
+	// Version is the format version Writer writes: segments of many
+	// partitions whose batches keep base offset 0.
 	Version uint8 = 1
+	// VersionCompacted is the format version WriteCompacted writes:
+	// compacted objects whose batches carry their real offsets.
+	VersionCompacted uint8 = 2
 
 	// MaxChunkRawLength bounds a chunk's decoded payload. The writer fails
 	// rather than exceed it and the reader rejects larger lengths before
@@ -23,8 +27,9 @@ const (
 	chunkHeaderLen = 9 // codec, raw length, payload length
 	chunkCRCLen    = 4
 	chunkOverhead  = chunkHeaderLen + chunkCRCLen
-	entryLen       = 61
-	footerFixedLen = 8 // chunk count + CRC
+	entryLen       = 61 // a version 1 footer entry
+	entryLenV2     = 77 // a version 2 footer entry: version 1's and the chunk's offsets
+	footerFixedLen = 8  // chunk count + CRC
 	trailerLen     = 20
 
 	// minObjectLen is an empty segment: header, empty footer, trailer.
@@ -40,6 +45,7 @@ const (
 	batchLengthOffset   = 8
 	batchMagicOffset    = 16
 	batchAttrOffset     = 21
+	batchLastDeltaOff   = 23
 	batchFirstTSOffset  = 27
 	batchMaxTSOffset    = 35
 	batchCompressionMsk = 0x07

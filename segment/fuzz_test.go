@@ -28,8 +28,24 @@ func fuzzObjects(f *testing.F) [][]byte {
 		}
 		objs = append(objs, obj)
 	}
-	if golden, err := os.ReadFile(goldenV1); err == nil {
-		objs = append(objs, golden)
+	for _, parts := range []int{1, 2} {
+		var in []segment.CompactedChunk
+		for p := range parts {
+			payload, last := compactedPayload(int64(100*p), 0, p == 1, uint64(p), 3, 2)
+			more, _ := compactedPayload(last+1, 4, false, uint64(p+10), 1, 2)
+			in = append(in, segment.CompactedChunk{TopicID: topicA, Partition: int32(p), Payload: payload},
+				segment.CompactedChunk{TopicID: topicA, Partition: int32(p), Payload: more})
+		}
+		obj, _, err := segment.WriteCompacted(in)
+		if err != nil {
+			f.Fatal(err)
+		}
+		objs = append(objs, obj)
+	}
+	for _, g := range []string{goldenV1, goldenV2} {
+		if golden, err := os.ReadFile(g); err == nil {
+			objs = append(objs, golden)
+		}
 	}
 	return objs
 }
@@ -75,7 +91,11 @@ func fixObjectCRCs(obj []byte) []byte {
 		return obj
 	}
 	footer := obj[off : off+n]
-	for e := footer[4 : len(footer)-4]; len(e) >= 61; e = e[61:] {
+	stride := 61
+	if obj[len(obj)-8] == segment.VersionCompacted {
+		stride = 77
+	}
+	for e := footer[4 : len(footer)-4]; len(e) >= stride; e = e[stride:] {
 		co, cl := be.Uint64(e[20:]), be.Uint64(e[28:])
 		if cl >= 4 && co <= uint64(len(obj)) && cl <= uint64(len(obj))-co {
 			fixChunkCRC(obj[co : co+cl])

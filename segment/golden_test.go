@@ -15,7 +15,7 @@ import (
 	"github.com/siltdata/silt/segment/segmenttest"
 )
 
-// -update writes testdata/v1.seg if it does not exist. Run it only when
+// -update writes testdata/v1.seg and v2.seg if they do not exist. Run it only when
 // introducing a format version's golden object: once committed, the golden
 // file must never change, and TestGoldenV1 must keep reading it.
 var update = flag.Bool("update", false, "rewrite the golden segment objects in testdata")
@@ -40,11 +40,17 @@ func writeGoldenV1(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := os.MkdirAll(filepath.Dir(goldenV1), 0o755); err != nil {
+	writeGolden(t, goldenV1, obj)
+}
+
+// writeGolden writes a golden object to path, which must not exist yet.
+func writeGolden(t *testing.T, path string, obj []byte) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
 		t.Fatal(err)
 	}
 	// O_EXCL: a committed golden object is never rewritten by accident.
-	f, err := os.OpenFile(goldenV1, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
+	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
 		t.Fatalf("%v (a golden object is written once; delete it by hand only when creating it anew)", err)
 	}

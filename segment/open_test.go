@@ -33,6 +33,16 @@ func newBucket(t *testing.T) *countingBucket {
 	return &countingBucket{Bucket: fs}
 }
 
+// newBucketWith returns a bucket holding obj under key.
+func newBucketWith(t *testing.T, key string, obj []byte) *countingBucket {
+	t.Helper()
+	b := newBucket(t)
+	if err := b.Put(t.Context(), key, obj); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
 func TestOpen(t *testing.T) {
 	for _, parts := range []int{0, 1, 12, 1000} { // 1000 chunks: footer larger than the first tail read
 		t.Run(fmt.Sprint(parts), func(t *testing.T) {

@@ -186,18 +186,21 @@ func Parse(obj []byte) ([]ChunkInfo, error) {
 	if magic != Magic {
 		return nil, fmt.Errorf("segment header: %w: magic %08x", ErrCorrupt, magic)
 	}
-	if version != Version {
+	if version != Version && version != VersionCompacted {
 		return nil, fmt.Errorf("segment header: %w %d", ErrVersion, version)
 	}
 	if reserved[0]|reserved[1]|reserved[2] != 0 {
 		return nil, fmt.Errorf("segment header: %w: reserved bytes not zero", ErrCorrupt)
 	}
 	size := int64(len(obj))
-	footerOff, footerLen, err := parseTrailer(obj[len(obj)-trailerLen:], size)
+	footerOff, footerLen, tversion, err := parseTrailer(obj[len(obj)-trailerLen:], size)
 	if err != nil {
 		return nil, err
 	}
-	chunks, err := parseFooter(obj[footerOff:footerOff+footerLen], footerOff)
+	if tversion != version {
+		return nil, fmt.Errorf("segment trailer: %w: version %d, header says %d", ErrCorrupt, tversion, version)
+	}
+	chunks, err := parseFooter(obj[footerOff:footerOff+footerLen], footerOff, version)
 	if err != nil {
 		return nil, err
 	}
@@ -228,8 +231,44 @@ func Parse(obj []byte) ([]ChunkInfo, error) {
 				i, c.Partition, c.Offset, ErrCorrupt, got, minTS, maxTS, c.BatchCount, c.MinTimestamp, c.MaxTimestamp)
 		}
 		c.Batches = infos[start:len(infos):len(infos)]
+		if version == VersionCompacted {
+			if err := checkOffsets(payload, c); err != nil {
+				return nil, fmt.Errorf("chunk %d (partition %d at %d): %w", i, c.Partition, c.Offset, err)
+			}
+		}
 	}
 	return chunks, nil
+}
+
+// checkOffsets checks a compacted chunk's batches (c.Batches filled): base
+// offsets ascending without overlap, the first at c.BaseOffset, the last
+// ending at c.LastOffset.
+func checkOffsets(payload []byte, c *ChunkInfo) error {
+	prev := int64(-1)
+	for j, b := range c.Batches {
+		base, last := BatchOffsets(payload[b.Pos : b.Pos+b.Len])
+		switch {
+		case last < base:
+			return fmt.Errorf("%w: batch %d: negative last offset delta", ErrCorrupt, j)
+		case j == 0 && base != c.BaseOffset:
+			return fmt.Errorf("%w: first batch at offset %d, footer says %d", ErrCorrupt, base, c.BaseOffset)
+		case j > 0 && base <= prev:
+			return fmt.Errorf("%w: batch %d at offset %d does not follow offset %d", ErrCorrupt, j, base, prev)
+		}
+		prev = last
+	}
+	if prev != c.LastOffset {
+		return fmt.Errorf("%w: last batch ends at offset %d, footer says %d", ErrCorrupt, prev, c.LastOffset)
+	}
+	return nil
+}
+
+// BatchOffsets returns the base offset and last offset (base offset + last
+// offset delta) stored in a record batch's header. batch must hold at least
+// a batch header, as every batch Batches returns does.
+func BatchOffsets(batch []byte) (base, last int64) {
+	base = int64(be.Uint64(batch[:8]))
+	return base, base + int64(int32(be.Uint32(batch[batchLastDeltaOff:])))
 }
 
 // Open reads a segment object's footer from a bucket with range GETs
@@ -250,7 +289,7 @@ func Open(ctx context.Context, b objstore.Bucket, key string, size int64) ([]Chu
 	if int64(len(tail)) != tailLen {
 		return nil, fmt.Errorf("open segment %s: %w: read %d bytes of tail, want %d (object shorter than recorded size %d?)", key, ErrCorrupt, len(tail), tailLen, size)
 	}
-	footerOff, footerLen, err := parseTrailer(tail[len(tail)-trailerLen:], size)
+	footerOff, footerLen, version, err := parseTrailer(tail[len(tail)-trailerLen:], size)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", key, err)
 	}
@@ -266,7 +305,7 @@ func Open(ctx context.Context, b objstore.Bucket, key string, size int64) ([]Chu
 			return nil, fmt.Errorf("open segment %s: %w: read %d bytes of footer, want %d", key, ErrCorrupt, len(footer), footerLen)
 		}
 	}
-	chunks, err := parseFooter(footer, footerOff)
+	chunks, err := parseFooter(footer, footerOff, version)
 	if err != nil {
 		return nil, fmt.Errorf("open segment %s: %w", key, err)
 	}
@@ -292,36 +331,41 @@ func ReadChunk(ctx context.Context, b objstore.Bucket, key string, offset, lengt
 }
 
 // parseTrailer decodes the trailer of an object of the given size and
-// returns the footer's range, checked to sit between header and trailer.
-func parseTrailer(t []byte, size int64) (off, length int64, err error) {
+// returns the footer's range, checked to sit between header and trailer,
+// and the format version.
+func parseTrailer(t []byte, size int64) (off, length int64, version uint8, err error) {
 	d := decbuf{b: t}
 	off64 := d.be64()
 	length = int64(d.be32())
-	version := d.u8()
+	version = d.u8()
 	reserved := d.bytes(3)
 	magic := d.be32()
 	if d.err != nil || d.len() != 0 {
-		return 0, 0, fmt.Errorf("segment trailer: %w: %d bytes", ErrCorrupt, len(t))
+		return 0, 0, 0, fmt.Errorf("segment trailer: %w: %d bytes", ErrCorrupt, len(t))
 	}
 	if magic != Magic {
-		return 0, 0, fmt.Errorf("segment trailer: %w: magic %08x", ErrCorrupt, magic)
+		return 0, 0, 0, fmt.Errorf("segment trailer: %w: magic %08x", ErrCorrupt, magic)
 	}
-	if version != Version {
-		return 0, 0, fmt.Errorf("segment trailer: %w %d", ErrVersion, version)
+	if version != Version && version != VersionCompacted {
+		return 0, 0, 0, fmt.Errorf("segment trailer: %w %d", ErrVersion, version)
 	}
 	if reserved[0]|reserved[1]|reserved[2] != 0 {
-		return 0, 0, fmt.Errorf("segment trailer: %w: reserved bytes not zero", ErrCorrupt)
+		return 0, 0, 0, fmt.Errorf("segment trailer: %w: reserved bytes not zero", ErrCorrupt)
 	}
 	end := size - trailerLen
 	if off64 < headerLen || off64 > uint64(end) || length != end-int64(off64) {
-		return 0, 0, fmt.Errorf("segment trailer: %w: footer [%d, +%d) does not end at %d", ErrCorrupt, off64, length, end)
+		return 0, 0, 0, fmt.Errorf("segment trailer: %w: footer [%d, +%d) does not end at %d", ErrCorrupt, off64, length, end)
 	}
-	return int64(off64), length, nil
+	return int64(off64), length, version, nil
 }
 
-// parseFooter decodes a footer found at footerOff. The chunks it returns
-// have Batches nil.
-func parseFooter(f []byte, footerOff int64) ([]ChunkInfo, error) {
+// parseFooter decodes a footer of the given format version found at
+// footerOff. The chunks it returns have Batches nil.
+func parseFooter(f []byte, footerOff int64, version uint8) ([]ChunkInfo, error) {
+	elen := uint64(entryLen)
+	if version == VersionCompacted {
+		elen = entryLenV2
+	}
 	if len(f) < footerFixedLen {
 		return nil, fmt.Errorf("segment footer: %w: %d bytes", ErrCorrupt, len(f))
 	}
@@ -331,7 +375,7 @@ func parseFooter(f []byte, footerOff int64) ([]ChunkInfo, error) {
 	}
 	d := decbuf{b: body}
 	n := d.be32()
-	if uint64(n)*entryLen != uint64(d.len()) {
+	if uint64(n)*elen != uint64(d.len()) {
 		return nil, fmt.Errorf("segment footer: %w: %d entries in %d bytes", ErrCorrupt, n, d.len())
 	}
 	chunks := make([]ChunkInfo, n)
@@ -346,14 +390,28 @@ func parseFooter(f []byte, footerOff int64) ([]ChunkInfo, error) {
 		count := d.be32()
 		c.MinTimestamp = int64(d.be64())
 		c.MaxTimestamp = int64(d.be64())
+		if version == VersionCompacted {
+			c.BaseOffset = int64(d.be64())
+			c.LastOffset = int64(d.be64())
+		}
 		if d.err != nil {
 			return nil, fmt.Errorf("segment footer entry %d: %w", i, d.err)
 		}
 		if c.Partition < 0 {
 			return nil, fmt.Errorf("segment footer entry %d: %w: partition %d", i, ErrCorrupt, c.Partition)
 		}
-		if i > 0 && (partKey{chunks[i-1].TopicID, chunks[i-1].Partition}).compare(partKey{c.TopicID, c.Partition}) >= 0 {
-			return nil, fmt.Errorf("segment footer entry %d: %w: entries not in ascending (topic, partition) order", i, ErrCorrupt)
+		if i > 0 {
+			prev := &chunks[i-1]
+			order := (partKey{prev.TopicID, prev.Partition}).compare(partKey{c.TopicID, c.Partition})
+			switch {
+			case version == Version && order >= 0:
+				return nil, fmt.Errorf("segment footer entry %d: %w: entries not in ascending (topic, partition) order", i, ErrCorrupt)
+			case version == VersionCompacted && (order > 0 || order == 0 && c.BaseOffset <= prev.LastOffset):
+				return nil, fmt.Errorf("segment footer entry %d: %w: entries not in ascending (topic, partition, offset) order", i, ErrCorrupt)
+			}
+		}
+		if version == VersionCompacted && (c.BaseOffset < 0 || c.LastOffset < c.BaseOffset) {
+			return nil, fmt.Errorf("segment footer entry %d: %w: offsets [%d, %d]", i, ErrCorrupt, c.BaseOffset, c.LastOffset)
 		}
 		if off != uint64(next) || length < chunkOverhead || length > uint64(footerOff-next) {
 			return nil, fmt.Errorf("segment footer entry %d: %w: chunk [%d, +%d) not contiguous within [%d, %d)", i, ErrCorrupt, off, length, next, footerOff)

@@ -7,6 +7,11 @@
 // Record batches are stored exactly as the producer sent them (base offset 0,
 // client compression kept). Offsets are assigned by the metastore at commit
 // and patched into the batch header on the way out (see PatchBaseOffset).
+//
+// Compacted objects (format version 2, WriteCompacted) hold old data that
+// the storage janitor rewrote out of many segments: the same batches, in
+// offset order, now carrying their real base offsets, in chunks of one
+// partition each.
 package segment
 
 // TopicID is a Kafka topic id (a UUID).
@@ -57,6 +62,12 @@ type ChunkInfo struct {
 	// greatest max-timestamp of the chunk's batch headers (ms).
 	MinTimestamp int64
 	MaxTimestamp int64
+
+	// BaseOffset and LastOffset are, in a compacted object (version 2),
+	// the base offset of the chunk's first batch and the last offset of
+	// its last batch. Zero in version 1, whose batches have no offsets yet.
+	BaseOffset int64
+	LastOffset int64
 
 	// BatchCount is the number of record batches in the chunk (always
 	// set; equal to len(Batches) when Batches is filled).

@@ -316,11 +316,22 @@ func TestParseErrors(t *testing.T) {
 			t.Fatalf("truncated to %d: err %v, want ErrCorrupt", n, err)
 		}
 	}
-	v2 := bytes.Clone(obj)
-	v2[4] = 2
-	v2[len(v2)-8] = 2
-	if _, err := segment.Parse(v2); !errors.Is(err, segment.ErrVersion) {
-		t.Errorf("version 2: err %v, want ErrVersion", err)
+	v3 := bytes.Clone(obj)
+	v3[4] = 3
+	v3[len(v3)-8] = 3
+	if _, err := segment.Parse(v3); !errors.Is(err, segment.ErrVersion) {
+		t.Errorf("version 3: err %v, want ErrVersion", err)
+	}
+	// A version 1 object relabelled 2 has footer entries of the wrong
+	// size, and header and trailer must agree on the version.
+	for _, at := range [][]int{{4, len(obj) - 8}, {4}, {len(obj) - 8}} {
+		bad := bytes.Clone(obj)
+		for _, i := range at {
+			bad[i] = 2
+		}
+		if _, err := segment.Parse(bad); !errors.Is(err, segment.ErrCorrupt) {
+			t.Errorf("version byte(s) %v set to 2: err %v, want ErrCorrupt", at, err)
+		}
 	}
 }
 

@@ -177,8 +177,7 @@ func (w *Writer) Finish() (obj []byte, chunks []ChunkInfo, err error) {
 	slices.SortFunc(w.order, func(a, b int) int { return w.parts[a].key.compare(w.parts[b].key) })
 
 	obj = make([]byte, 0, size)
-	obj = be.AppendUint32(obj, Magic)
-	obj = append(obj, Version, 0, 0, 0)
+	obj = appendHeader(obj, Version)
 
 	chunks = make([]ChunkInfo, 0, w.n)
 	infos := make([]BatchInfo, 0, nbatches) // one backing array for every chunk's Batches
@@ -186,11 +185,7 @@ func (w *Writer) Finish() (obj []byte, chunks []ChunkInfo, err error) {
 		p := &w.parts[i]
 		start := len(obj)
 		codec := p.codec()
-		obj = append(obj, byte(codec))
-		obj = be.AppendUint32(obj, uint32(len(p.raw)))
-		obj = be.AppendUint32(obj, uint32(len(p.stored())))
-		obj = append(obj, p.stored()...)
-		obj = be.AppendUint32(obj, crc32.Checksum(obj[start:], castagnoli))
+		obj = appendChunk(obj, codec, len(p.raw), p.stored())
 
 		infos = append(infos, p.batches...)
 		chunks = append(chunks, ChunkInfo{
@@ -207,19 +202,45 @@ func (w *Writer) Finish() (obj []byte, chunks []ChunkInfo, err error) {
 		})
 	}
 
+	return appendFooter(obj, chunks, Version), chunks, nil
+}
+
+// appendHeader appends an object header of the given format version.
+func appendHeader(obj []byte, version uint8) []byte {
+	obj = be.AppendUint32(obj, Magic)
+	return append(obj, version, 0, 0, 0)
+}
+
+// appendChunk appends one chunk: its header, the stored payload (raw
+// length rawLen once decoded) and the CRC over both.
+func appendChunk(obj []byte, codec Codec, rawLen int, stored []byte) []byte {
+	start := len(obj)
+	obj = append(obj, byte(codec))
+	obj = be.AppendUint32(obj, uint32(rawLen))
+	obj = be.AppendUint32(obj, uint32(len(stored)))
+	obj = append(obj, stored...)
+	return be.AppendUint32(obj, crc32.Checksum(obj[start:], castagnoli))
+}
+
+// appendFooter appends the footer listing chunks (in the format of the
+// given version) and the trailer, ending the object.
+func appendFooter(obj []byte, chunks []ChunkInfo, version uint8) []byte {
 	footerOff := len(obj)
 	obj = be.AppendUint32(obj, uint32(len(chunks)))
 	for i := range chunks {
 		obj = appendEntry(obj, &chunks[i])
+		if version == VersionCompacted {
+			obj = be.AppendUint64(obj, uint64(chunks[i].BaseOffset))
+			obj = be.AppendUint64(obj, uint64(chunks[i].LastOffset))
+		}
 	}
 	obj = be.AppendUint32(obj, crc32.Checksum(obj[footerOff:], castagnoli))
 
 	footerLen := len(obj) - footerOff
 	obj = be.AppendUint64(obj, uint64(footerOff))
 	obj = be.AppendUint32(obj, uint32(footerLen))
-	obj = append(obj, Version, 0, 0, 0)
-	obj = be.AppendUint32(obj, Magic)
-	return obj, chunks, nil
+	obj = append(obj, version, 0, 0, 0)
+	return be.AppendUint32(obj, Magic)
 }
 
 // parallelMin is the raw size below which Finish compresses on its own
