@@ -14,10 +14,11 @@ package agent
 //     so the last record's offset (high watermark - 1); -1 for an empty
 //     log.
 //   - v10's timeout is accepted; lookups are single metastore reads.
-//   - a timestamp: the offset and timestamp of the first record whose
-//     timestamp is at or after it; -1/-1 when none. The batch index finds
-//     the batch (one max timestamp per batch); the agent then reads that
-//     one batch and walks its records, as Kafka walks its segment.
+//   - a timestamp: the offset and timestamp of the first record at or
+//     after the log start offset whose timestamp is at or after it; -1/-1
+//     when none. The batch index finds the entry (one max timestamp per
+//     batch, or per chunk of a compacted object); the agent then reads the
+//     entry's batches and walks their records, as Kafka walks its segment.
 //   - v0 answers old-style offsets: a one-element list (empty when none).
 //   - Leader epoch (v4+) is 0 for a found offset, -1 otherwise; a current
 //     leader epoch above 0 answers UNKNOWN_LEADER_EPOCH (silt's epoch is
@@ -26,7 +27,12 @@ package agent
 //     listed twice: INVALID_REQUEST.
 //
 // Differences from Kafka: for a LogAppendTime batch every record has the
-// batch's timestamp, so both lookups answer the batch's first record.
+// batch's timestamp, so both lookups answer the batch's first record. The
+// max-timestamp lookup (-3) keeps a running maximum from the start of the
+// log: when retention removed the record with the largest timestamp and
+// every later one is smaller, it answers the record with the largest
+// timestamp of the first remaining index entry until newer records pass
+// that timestamp (Kafka answers the largest remaining).
 
 import (
 	"context"
@@ -118,73 +124,128 @@ func (a *Agent) listOffset(ctx context.Context, tp metastore.TopicPartition, ts 
 		}
 		sp.Offset = o.HighWatermark - 1
 	case -3:
-		off, _, found, err := a.store.MaxTimestamp(ctx, tp)
+		o, err := a.reader.Offsets(ctx, tp)
+		if err != nil {
+			return err
+		}
+		e, found, err := a.store.MaxTimestamp(ctx, tp)
 		if err != nil || !found {
 			return err
 		}
-		if sp.Offset, sp.Timestamp, err = a.recordByTimestamp(ctx, tp, off, -1); err != nil {
+		off, rts, ok, err := a.recordByTimestamp(ctx, tp, e, o.LogStartOffset, e.MaxTimestamp, true)
+		if err != nil || !ok {
 			return err
 		}
+		sp.Offset, sp.Timestamp = off, rts
 	default:
-		off, _, found, err := a.store.OffsetForTimestamp(ctx, tp, ts)
-		if err != nil || !found {
+		o, err := a.reader.Offsets(ctx, tp)
+		if err != nil {
 			return err
 		}
-		if sp.Offset, sp.Timestamp, err = a.recordByTimestamp(ctx, tp, off, ts); err != nil {
-			return err
+		// The first entry whose running max reaches ts holds the record,
+		// unless the running max was raised by an entry that retention
+		// removed since: then the record is in a later entry.
+		from := o.LogStartOffset
+		found := false
+		for range maxTimestampEntries {
+			e, ok, err := a.store.OffsetForTimestamp(ctx, tp, ts, from)
+			if err != nil || !ok {
+				return err
+			}
+			off, rts, ok, err := a.recordByTimestamp(ctx, tp, e, o.LogStartOffset, ts, false)
+			if err != nil {
+				return err
+			}
+			if ok {
+				sp.Offset, sp.Timestamp, found = off, rts, true
+				break
+			}
+			from = e.LastOffset + 1
+		}
+		if !found {
+			return nil
 		}
 	}
 	sp.LeaderEpoch = 0
 	return nil
 }
 
+// maxTimestampEntries bounds the index entries a timestamp lookup reads
+// when entries do not hold the record their running max promises (see
+// listOffset).
+const maxTimestampEntries = 8
+
+// timestampReadBytes is how much one read of a timestamp lookup asks for.
+const timestampReadBytes = 4 << 20
+
 // errCorruptRecords means a stored batch's records do not parse; the batch
 // passed validation on produce, so this is storage corruption.
 var errCorruptRecords = errors.New("stored record batch does not parse")
 
-// recordByTimestamp reads the batch holding offset and returns the offset and
-// timestamp of its first record with a timestamp at or after ts, or, for
-// ts -1, of its first record with the largest timestamp.
-func (a *Agent) recordByTimestamp(ctx context.Context, tp metastore.TopicPartition, offset, ts int64) (int64, int64, error) {
-	data, _, err := a.reader.Read(ctx, tp, offset, 1)
-	if err != nil {
-		return -1, -1, err
+// recordByTimestamp reads the batches of one index entry e, from the log
+// start offset on, and returns the offset and timestamp of the first
+// record whose timestamp is at or after ts (exact: the first with
+// timestamp ts). ok is false when the entry holds none.
+func (a *Agent) recordByTimestamp(ctx context.Context, tp metastore.TopicPartition, e metastore.Batch, logStart, ts int64, exact bool) (offset, timestamp int64, ok bool, err error) {
+	next := max(e.BaseOffset, logStart)
+	for next <= e.LastOffset {
+		data, _, err := a.reader.Read(ctx, tp, next, timestampReadBytes)
+		if err != nil {
+			return -1, -1, false, err
+		}
+		if len(data) == 0 {
+			return -1, -1, false, nil
+		}
+		for len(data) > 0 {
+			var rb kmsg.RecordBatch
+			if err := rb.ReadFrom(data); err != nil {
+				return -1, -1, false, fmt.Errorf("timestamp lookup at offset %d: %w", next, err)
+			}
+			data = data[int(rb.Length)+12:]
+			last := rb.FirstOffset + int64(rb.LastOffsetDelta)
+			if rb.FirstOffset > e.LastOffset {
+				return -1, -1, false, nil
+			}
+			if off, rts, found, err := batchRecordByTimestamp(&rb, next, ts, exact); err != nil || found {
+				return off, rts, found, err
+			}
+			next = last + 1
+		}
 	}
-	var rb kmsg.RecordBatch
-	if err := rb.ReadFrom(data); err != nil {
-		return -1, -1, fmt.Errorf("timestamp lookup at offset %d: %w", offset, err)
-	}
+	return -1, -1, false, nil
+}
+
+// batchRecordByTimestamp finds in one batch the first record at or after
+// offset from whose timestamp is at or after ts (exact: equal to ts).
+func batchRecordByTimestamp(rb *kmsg.RecordBatch, from, ts int64, exact bool) (offset, timestamp int64, found bool, err error) {
+	match := func(rts int64) bool { return rts == ts || !exact && rts > ts }
 	if rb.Attributes&0x08 != 0 { // LogAppendTime: every record has MaxTimestamp
-		return rb.FirstOffset, rb.MaxTimestamp, nil
+		if match(rb.MaxTimestamp) {
+			return max(rb.FirstOffset, from), rb.MaxTimestamp, true, nil
+		}
+		return -1, -1, false, nil
 	}
 	records := rb.Records
 	if codec := rb.Attributes & 0x07; codec != 0 {
 		if records, err = kgo.DefaultDecompressor().Decompress(records, kgo.CompressionCodecType(codec)); err != nil {
-			return -1, -1, fmt.Errorf("timestamp lookup at offset %d: %w", offset, err)
+			return -1, -1, false, fmt.Errorf("timestamp lookup at offset %d: %w", rb.FirstOffset, err)
 		}
 	}
-	bestOff, bestTS := int64(-1), int64(-1)
 	for i := int32(0); i < rb.NumRecords && len(records) > 0; i++ {
 		length, n := binary.Varint(records)
 		if n <= 0 || length < 0 || int64(len(records)-n) < length {
-			return -1, -1, fmt.Errorf("timestamp lookup at offset %d: %w", offset, errCorruptRecords)
+			return -1, -1, false, fmt.Errorf("timestamp lookup at offset %d: %w", rb.FirstOffset, errCorruptRecords)
 		}
 		var r kmsg.Record
 		if err := r.ReadFrom(records[:n+int(length)]); err != nil {
-			return -1, -1, fmt.Errorf("timestamp lookup at offset %d: %w", offset, err)
+			return -1, -1, false, fmt.Errorf("timestamp lookup at offset %d: %w", rb.FirstOffset, err)
 		}
 		records = records[n+int(length):]
 		rts := rb.FirstTimestamp + r.TimestampDelta64
 		roff := rb.FirstOffset + int64(r.OffsetDelta)
-		switch {
-		case ts >= 0 && rts >= ts:
-			return roff, rts, nil
-		case ts < 0 && rts > bestTS:
-			bestOff, bestTS = roff, rts
+		if roff >= from && match(rts) {
+			return roff, rts, true, nil
 		}
 	}
-	if bestOff < 0 { // the index said a record qualifies: fall back to the batch
-		return rb.FirstOffset, rb.MaxTimestamp, nil
-	}
-	return bestOff, bestTS, nil
+	return -1, -1, false, nil
 }

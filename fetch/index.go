@@ -334,3 +334,13 @@ func sumLen(batches []metastore.Batch) int64 {
 	}
 	return n
 }
+
+// forget drops tp's cached entry, so its next lookup asks the store.
+func (x *tailIndex) forget(tp metastore.TopicPartition) {
+	x.mu.Lock()
+	defer x.mu.Unlock()
+	if el := x.entries[tp]; el != nil {
+		x.lru.Remove(el)
+		delete(x.entries, tp)
+	}
+}

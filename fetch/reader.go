@@ -69,7 +69,24 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 // offsets. Reading at the high watermark returns no records and no error.
 // Errors: ErrOffsetOutOfRange (with the offsets),
 // metastore.ErrUnknownTopicOrPartition, or a store/bucket failure.
+//
+// An index entry of a compacted object holds many batches (see
+// metastore.Batch): Read returns those from the one holding offset on.
 func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64) ([]byte, metastore.PartitionOffsets, error) {
+	out, offs, err := r.read(ctx, tp, offset, maxBytes)
+	if err != nil && r.chunks.bucket.IsNotFound(err) {
+		// The cached index named an object the storage janitor deleted
+		// (its rows were swapped to a compacted object, or reclaimed by
+		// retention, longer ago than the grace period): forget the
+		// partition's cached index and look it up again, once.
+		r.logger.Debug("cached batch index named a deleted object; reading the index again", "partition", tp.Partition, "offset", offset, "err", err)
+		r.index.forget(tp)
+		out, offs, err = r.read(ctx, tp, offset, maxBytes)
+	}
+	return out, offs, err
+}
+
+func (r *Reader) read(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64) ([]byte, metastore.PartitionOffsets, error) {
 	batches, offs, gen, ok, behind := r.index.lookup(tp, offset, maxBytes, r.cfg.PrefetchMinLag)
 	if ok {
 		r.m.lookups.WithLabelValues("cache").Inc()
@@ -101,24 +118,75 @@ func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, 
 	if err != nil {
 		return nil, offs, err
 	}
-	out := make([]byte, 0, sumLen(batches))
+	out := make([]byte, 0, min(sumLen(batches), max(maxBytes, int64(batches[0].Len))))
+	next := offset // the first offset not yet returned
 	for i, b := range batches {
 		data := chunks[i]
 		end := int64(b.Pos) + int64(b.Len)
 		if b.Pos < 0 || b.Len < 12 || end > int64(len(data)) {
 			return nil, offs, fmt.Errorf("batch %d of %s: range [%d,%d) outside chunk of %d bytes", b.BaseOffset, b.SegmentKey, b.Pos, end, len(data))
 		}
+		var full bool
+		if out, next, full, err = appendEntry(out, data[b.Pos:end], b, next, maxBytes); err != nil {
+			return nil, offs, err
+		}
+		if full {
+			break
+		}
+	}
+	r.m.bytes.Add(float64(len(out)))
+	r.pf.observe(tp, offset, next, offs.HighWatermark)
+	return out, offs, nil
+}
+
+// appendEntry appends to out the batches of one index entry (its bytes in
+// the decoded chunk) that end at or after next, their base offsets set and
+// partition leader epochs stamped, while out stays within maxBytes (the
+// first batch always goes: KIP-74). The entry's first batch starts at the
+// entry's base offset; the others, in a compacted object, carry their own.
+// It returns the next offset to read and whether maxBytes stopped it.
+func appendEntry(out, entry []byte, b metastore.Batch, next, maxBytes int64) ([]byte, int64, bool, error) {
+	for pos, i := 0, 0; pos < len(entry); i++ {
+		rest := entry[pos:]
+		if len(rest) < batchHeaderLen {
+			return out, next, false, fmt.Errorf("index entry [%d, %d] of %s: %w: %d bytes left at %d", b.BaseOffset, b.LastOffset, b.SegmentKey, errCorruptEntry, len(rest), pos)
+		}
+		n := int(int32(binary.BigEndian.Uint32(rest[8:]))) + 12
+		if n < batchHeaderLen || n > len(rest) {
+			return out, next, false, fmt.Errorf("index entry [%d, %d] of %s: %w: batch length %d at %d", b.BaseOffset, b.LastOffset, b.SegmentKey, errCorruptEntry, n, pos)
+		}
+		pos += n
+		base, last := segment.BatchOffsets(rest[:n])
+		if i == 0 {
+			last += b.BaseOffset - base
+			base = b.BaseOffset
+		}
+		if last < base || last > b.LastOffset || i > 0 && base < b.BaseOffset {
+			return out, next, false, fmt.Errorf("index entry [%d, %d] of %s: %w: batch [%d, %d]", b.BaseOffset, b.LastOffset, b.SegmentKey, errCorruptEntry, base, last)
+		}
+		if last < next {
+			continue // before the offset asked for
+		}
+		if len(out) > 0 && int64(len(out)+n) > maxBytes {
+			return out, next, true, nil
+		}
 		start := len(out)
-		out = append(out, data[b.Pos:end]...)
-		segment.PatchBaseOffset(out[start:], b.BaseOffset)
+		out = append(out, rest[:n]...)
+		segment.PatchBaseOffset(out[start:], base)
 		// The partition leader epoch (outside the CRC) is what Metadata
 		// reports for every partition, as Kafka stamps it at append.
 		binary.BigEndian.PutUint32(out[start+12:], uint32(LeaderEpoch))
+		next = last + 1
 	}
-	r.m.bytes.Add(float64(len(out)))
-	r.pf.observe(tp, offset, batches[len(batches)-1].LastOffset+1, offs.HighWatermark)
-	return out, offs, nil
+	return out, next, false, nil
 }
+
+// batchHeaderLen is a v2 record batch header's length.
+const batchHeaderLen = 61
+
+// errCorruptEntry means an index entry's bytes are not the record batches
+// the entry says: storage or index corruption.
+var errCorruptEntry = errors.New("stored batches do not match their index entry")
 
 // replayLookupBytes is how many stored bytes of batches one index lookup
 // for a reader behind the tail (or its read-ahead) asks the store for.

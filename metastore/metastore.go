@@ -26,9 +26,13 @@ type Store interface {
 	// watermark 0). Errors: ErrTopicExists, ErrInvalidTopic (name rules),
 	// ErrInvalidPartitions (count < 1).
 	CreateTopic(ctx context.Context, spec TopicSpec) (Topic, error)
-	// DeleteTopic removes a topic, its batch index, producer state and
-	// committed offsets. The segment objects stay until garbage collection.
-	// Errors: ErrUnknownTopic.
+	// DeleteTopic removes a topic: from then on it is not found by name
+	// or id (the name can be used again at once), and its producer state
+	// and committed offsets are gone. Its partitions' batch-index rows,
+	// and the segment objects only they still use, are reclaimed later by
+	// the storage lifecycle (Lifecycle.Retain and DropPartition), in
+	// bounded steps rather than in one transaction. Errors:
+	// ErrUnknownTopic.
 	DeleteTopic(ctx context.Context, name string) error
 	// Topic describes one topic by name. Errors: ErrUnknownTopic.
 	Topic(ctx context.Context, name string) (Topic, error)
@@ -57,10 +61,15 @@ type Store interface {
 	// Per-batch outcomes (duplicate, sequence errors, unknown partition) are
 	// in the result and do not fail the commit; an error return means
 	// nothing was committed.
+	//
+	// The segment must be pending (AddPendingSegment, before its upload):
+	// a key never recorded, or one that garbage collection claimed as an
+	// orphan meanwhile (its object may be deleted), fails with
+	// ErrSegmentGone; a committed one with ErrSegmentCommitted.
 	CommitSegment(ctx context.Context, seg Segment) ([]BatchResult, error)
 
 	// Batches returns the index entries needed to read a partition from
-	// offset: the batch containing offset and those after it, in offset
+	// offset: the entry containing offset and those after it, in offset
 	// order, until their summed Len reaches maxBytes (at least one batch is
 	// returned when any exists at or after offset). It also returns the
 	// partition's current offsets, so the caller can answer
@@ -69,14 +78,17 @@ type Store interface {
 	// Offsets returns a partition's log start offset and high watermark.
 	// Errors: ErrUnknownTopicOrPartition.
 	Offsets(ctx context.Context, tp TopicPartition) (PartitionOffsets, error)
-	// OffsetForTimestamp returns the first offset whose batch max timestamp
-	// is >= ts, with that batch's max timestamp; found is false when no
-	// such batch exists. Errors: ErrUnknownTopicOrPartition.
-	OffsetForTimestamp(ctx context.Context, tp TopicPartition, ts int64) (offset, timestamp int64, found bool, err error)
-	// MaxTimestamp returns the offset and timestamp of the batch with the
-	// largest max timestamp (ListOffsets -3); found is false for an empty
-	// partition. The offset is that batch's last offset.
-	MaxTimestamp(ctx context.Context, tp TopicPartition) (offset, timestamp int64, found bool, err error)
+	// OffsetForTimestamp returns the first index entry ending at or
+	// after from whose max timestamp is >= ts (only its BaseOffset,
+	// LastOffset and MaxTimestamp are set); found is false when there is
+	// none. The record itself is found by reading the entry's batches (an
+	// entry of a compacted object holds many). Errors:
+	// ErrUnknownTopicOrPartition.
+	OffsetForTimestamp(ctx context.Context, tp TopicPartition, ts, from int64) (entry Batch, found bool, err error)
+	// MaxTimestamp returns the index entry with the largest max timestamp
+	// (ListOffsets -3; the first such entry), set as by
+	// OffsetForTimestamp; found is false for an empty partition.
+	MaxTimestamp(ctx context.Context, tp TopicPartition) (entry Batch, found bool, err error)
 
 	// NextProducerID allocates a fresh idempotent producer id.
 	NextProducerID(ctx context.Context) (int64, error)
@@ -196,7 +208,12 @@ type BatchResult struct {
 	Err error
 }
 
-// Batch is one batch index entry, as the fetch path reads it.
+// Batch is one batch index entry, as the fetch path reads it. An entry
+// of a produce segment holds exactly one record batch, stored with base
+// offset 0; an entry of a compacted object (segment/FORMAT.md, version 2)
+// holds one chunk's batches, which carry their own base offsets. Either
+// way the entry's first batch starts at BaseOffset, its last ends at
+// LastOffset, and they lie at [Pos, Pos+Len) of the decoded chunk.
 type Batch struct {
 	BaseOffset   int64
 	LastOffset   int64
@@ -268,4 +285,7 @@ var (
 	// ErrSegmentCommitted means CommitSegment was called for a key that is
 	// already committed: committing twice would index its batches twice.
 	ErrSegmentCommitted = errors.New("segment already committed")
+	// ErrSegmentGone means a segment to commit is not pending: it was
+	// never recorded, or garbage collection claimed it as an orphan.
+	ErrSegmentGone = errors.New("segment not pending")
 )

@@ -78,8 +78,11 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 		return rows.Err()
 	})
 	if err != nil {
-		if pgCode(err) == errSegmentCommittedCode {
+		switch pgCode(err) {
+		case errSegmentCommittedCode:
 			err = metastore.ErrSegmentCommitted
+		case errSegmentGoneCode:
+			err = metastore.ErrSegmentGone
 		}
 		return nil, fmt.Errorf("commit segment %s: %w", seg.Key, err)
 	}

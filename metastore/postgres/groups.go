@@ -114,7 +114,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 			SELECT * FROM unnest($2::uuid[], $3::integer[], $4::bigint[], $5::integer[], $6::text[], $7::timestamptz[])
 				AS u(topic_id, partition, committed_offset, leader_epoch, metadata, commit_time)
 		), known AS (
-			SELECT i.* FROM input i JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition
+			SELECT i.* FROM input i JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition AND NOT p.deleted
 		), missing AS (
 			SELECT (SELECT count(*) FROM input) - (SELECT count(*) FROM known) AS n
 		), ins AS (

@@ -3,7 +3,7 @@
 // commit to every partition, and the database orders the commits.
 //
 // A segment commit is one round trip: one call of the plpgsql function
-// silt_commit_segment (migrations/0001_init.sql) with the batches as
+// silt_commit_segment (migrations/0002_lifecycle.sql) with the batches as
 // parallel arrays. A pipelined pgx.Batch would also be one network round
 // trip, but the producer checks need what the lock statement read before
 // the offsets can be assigned, and the watermark update needs the offsets:
@@ -55,9 +55,13 @@ const (
 // or serialization error.
 const maxAttempts = 8
 
-// errSegmentCommittedCode is the SQLSTATE silt_commit_segment raises for a
-// segment key that is already committed.
-const errSegmentCommittedCode = "SL001"
+// SQLSTATEs silt_commit_segment raises for a segment key that is already
+// committed, and for one that is not pending (never recorded, or claimed
+// by garbage collection).
+const (
+	errSegmentCommittedCode = "SL001"
+	errSegmentGoneCode      = "SL002"
+)
 
 // Store is the Postgres metastore.
 type Store struct {

@@ -42,7 +42,7 @@ func batchesQuery(limit int) string {
 			WHERE b.partition_id = p.id AND b.last_offset >= $3
 			ORDER BY b.last_offset LIMIT ` + strconv.Itoa(limit) + `
 		) b ON true
-		WHERE p.topic_id = $1 AND p.partition = $2`
+		WHERE p.topic_id = $1 AND p.partition = $2 AND NOT p.deleted`
 }
 
 // Batches implements metastore.Store. One statement reads the partition
@@ -108,7 +108,8 @@ func (s *Store) Batches(ctx context.Context, tp metastore.TopicPartition, offset
 // Offsets implements metastore.Store.
 func (s *Store) Offsets(ctx context.Context, tp metastore.TopicPartition) (metastore.PartitionOffsets, error) {
 	var o metastore.PartitionOffsets
-	err := s.pool.QueryRow(ctx, `SELECT log_start_offset, high_watermark FROM partitions WHERE topic_id = $1 AND partition = $2`,
+	err := s.pool.QueryRow(ctx, `SELECT log_start_offset, high_watermark FROM partitions
+		WHERE topic_id = $1 AND partition = $2 AND NOT deleted`,
 		uuidOf(tp.Topic), tp.Partition).Scan(&o.LogStartOffset, &o.HighWatermark)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, unknownTP(tp)
@@ -118,47 +119,50 @@ func (s *Store) Offsets(ctx context.Context, tp metastore.TopicPartition) (metas
 
 // OffsetForTimestamp implements metastore.Store through the index on
 // (partition_id, running_max_timestamp, last_offset): running_max_timestamp
-// never decreases with the offset, and the first batch whose running max
-// reaches ts is exactly the first batch whose own max timestamp does.
-func (s *Store) OffsetForTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (offset, timestamp int64, found bool, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT coalesce(b.base_offset, -1), coalesce(b.max_timestamp, -1)
+// never decreases with the offset, and the first entry whose running max
+// reaches ts is exactly the first entry whose own max timestamp does.
+// Entries ending before from are skipped.
+func (s *Store) OffsetForTimestamp(ctx context.Context, tp metastore.TopicPartition, ts, from int64) (e metastore.Batch, found bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(b.base_offset, -1), coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1)
 		FROM partitions p
 		LEFT JOIN LATERAL (
-			SELECT base_offset, max_timestamp FROM batches
-			WHERE partition_id = p.id AND running_max_timestamp >= $3
+			SELECT base_offset, last_offset, max_timestamp FROM batches
+			WHERE partition_id = p.id AND running_max_timestamp >= $3 AND last_offset >= $4
 			ORDER BY running_max_timestamp, last_offset LIMIT 1
 		) b ON true
-		WHERE p.topic_id = $1 AND p.partition = $2`, uuidOf(tp.Topic), tp.Partition, ts).Scan(&offset, &timestamp)
+		WHERE p.topic_id = $1 AND p.partition = $2 AND NOT p.deleted`, uuidOf(tp.Topic), tp.Partition, ts, from).
+		Scan(&e.BaseOffset, &e.LastOffset, &e.MaxTimestamp)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, false, unknownTP(tp)
+		return e, false, unknownTP(tp)
 	}
-	if err != nil || offset < 0 {
-		return 0, 0, false, err
+	if err != nil || e.BaseOffset < 0 {
+		return metastore.Batch{}, false, err
 	}
-	return offset, timestamp, true, nil
+	return e, true, nil
 }
 
-// MaxTimestamp implements metastore.Store: the first batch (by offset)
+// MaxTimestamp implements metastore.Store: the first entry (by offset)
 // whose running max equals the partition's largest running max holds the
 // largest timestamp; two index probes.
-func (s *Store) MaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (offset, timestamp int64, found bool, err error) {
-	err = s.pool.QueryRow(ctx, `SELECT coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1)
+func (s *Store) MaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (e metastore.Batch, found bool, err error) {
+	err = s.pool.QueryRow(ctx, `SELECT coalesce(b.base_offset, -1), coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1)
 		FROM partitions p
 		LEFT JOIN LATERAL (
-			SELECT last_offset, max_timestamp FROM batches
+			SELECT base_offset, last_offset, max_timestamp FROM batches
 			WHERE partition_id = p.id AND running_max_timestamp >= (
 				SELECT running_max_timestamp FROM batches WHERE partition_id = p.id
 				ORDER BY running_max_timestamp DESC LIMIT 1)
 			ORDER BY running_max_timestamp, last_offset LIMIT 1
 		) b ON true
-		WHERE p.topic_id = $1 AND p.partition = $2`, uuidOf(tp.Topic), tp.Partition).Scan(&offset, &timestamp)
+		WHERE p.topic_id = $1 AND p.partition = $2 AND NOT p.deleted`, uuidOf(tp.Topic), tp.Partition).
+		Scan(&e.BaseOffset, &e.LastOffset, &e.MaxTimestamp)
 	if errors.Is(err, pgx.ErrNoRows) {
-		return 0, 0, false, unknownTP(tp)
+		return e, false, unknownTP(tp)
 	}
-	if err != nil || offset < 0 {
-		return 0, 0, false, err
+	if err != nil || e.BaseOffset < 0 {
+		return metastore.Batch{}, false, err
 	}
-	return offset, timestamp, true, nil
+	return e, true, nil
 }
 
 // NextProducerID implements metastore.Store.

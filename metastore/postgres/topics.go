@@ -47,33 +47,38 @@ func (s *Store) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (meta
 	return metastore.Topic{Name: spec.Name, ID: id, Partitions: spec.Partitions, Configs: maps.Clone(configs)}, nil
 }
 
-// DeleteTopic implements metastore.Store. It locks the topic's partition
-// rows (in the order commits lock them) before deleting the batch index, so
-// a commit in flight either finishes first or finds the partitions gone.
+// DeleteTopic implements metastore.Store: the topic row stays, renamed to a
+// name no Kafka topic can have, and its partitions are marked deleted (no
+// lookup or commit finds them from then on) until the janitor has
+// reclaimed their index rows (Lifecycle.Retain, DropPartition).
 func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	return s.tx(ctx, func(tx pgx.Tx) error {
 		var id pgtype.UUID
-		err := tx.QueryRow(ctx, `SELECT id FROM topics WHERE name = $1 FOR UPDATE`, name).Scan(&id)
+		err := tx.QueryRow(ctx, `UPDATE topics SET name = '/deleted/' || id::text, deleted_at = now()
+			WHERE name = $1 AND deleted_at IS NULL RETURNING id`, name).Scan(&id)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return fmt.Errorf("delete topic %s: %w", name, metastore.ErrUnknownTopic)
 		}
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `SELECT 1 FROM partitions WHERE topic_id = $1 ORDER BY id FOR UPDATE`, id); err != nil {
+		// In the order commits lock partition rows: a commit in flight
+		// finishes first, or finds the partitions deleted.
+		if _, err := tx.Exec(ctx, `UPDATE partitions SET deleted = true WHERE id IN (
+			SELECT id FROM partitions WHERE topic_id = $1 ORDER BY id FOR UPDATE)`, id); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM batches WHERE partition_id IN (SELECT id FROM partitions WHERE topic_id = $1)`, id); err != nil {
+		if _, err := tx.Exec(ctx, `DELETE FROM producer_state WHERE partition_id IN (SELECT id FROM partitions WHERE topic_id = $1)`, id); err != nil {
 			return err
 		}
-		// Cascades to partitions, producer_state and offsets.
-		_, err = tx.Exec(ctx, `DELETE FROM topics WHERE id = $1`, id)
+		_, err = tx.Exec(ctx, `DELETE FROM offsets WHERE topic_id = $1`, id)
 		return err
 	})
 }
 
+// topicSelect selects live topics; callers add "AND ..." conditions.
 const topicSelect = `SELECT t.id, t.name, t.configs,
-	(SELECT count(*)::integer FROM partitions p WHERE p.topic_id = t.id) FROM topics t `
+	(SELECT count(*)::integer FROM partitions p WHERE p.topic_id = t.id) FROM topics t WHERE t.deleted_at IS NULL `
 
 func scanTopic(row pgx.Row) (metastore.Topic, error) {
 	var (
@@ -92,7 +97,7 @@ func scanTopic(row pgx.Row) (metastore.Topic, error) {
 
 // Topic implements metastore.Store.
 func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error) {
-	t, err := scanTopic(s.pool.QueryRow(ctx, topicSelect+`WHERE t.name = $1`, name))
+	t, err := scanTopic(s.pool.QueryRow(ctx, topicSelect+`AND t.name = $1`, name))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("topic %s: %w", name, metastore.ErrUnknownTopic)
 	}
@@ -101,7 +106,7 @@ func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error)
 
 // TopicByID implements metastore.Store.
 func (s *Store) TopicByID(ctx context.Context, id metastore.TopicID) (metastore.Topic, error) {
-	t, err := scanTopic(s.pool.QueryRow(ctx, topicSelect+`WHERE t.id = $1`, uuidOf(id)))
+	t, err := scanTopic(s.pool.QueryRow(ctx, topicSelect+`AND t.id = $1`, uuidOf(id)))
 	if errors.Is(err, pgx.ErrNoRows) {
 		return t, fmt.Errorf("topic id %s: %w", id, metastore.ErrUnknownTopic)
 	}

@@ -76,6 +76,11 @@ func TestWatchCommits(t *testing.T) {
 	batch := func(id metastore.TopicID, p int32) metastore.BatchAppend {
 		return metastore.BatchAppend{TopicPartition: metastore.TopicPartition{Topic: id, Partition: p}, Records: 1, ProducerID: -1}
 	}
+	for _, key := range []string{"s1", "s2", "s3"} {
+		if err := committer.AddPendingSegment(t.Context(), key); err != nil {
+			t.Fatal(err)
+		}
+	}
 	_, err = committer.CommitSegment(t.Context(), metastore.Segment{Key: "s1", Batches: []metastore.BatchAppend{
 		batch(a.ID, 2), batch(b.ID, 0), batch(a.ID, 0), batch(a.ID, 2), batch(a.ID, 9),
 	}})

@@ -33,13 +33,14 @@ func prepareCommit(ctx context.Context, db *sql.DB) (*commitStmts, error) {
 		dst **sql.Stmt
 		sql string
 	}{
-		{&c.partition, `SELECT id, high_watermark, log_start_offset, max_timestamp FROM partitions WHERE topic_id = ? AND partition = ?`},
+		{&c.partition, `SELECT id, high_watermark, log_start_offset, max_timestamp FROM partitions WHERE topic_id = ? AND partition = ? AND deleted = 0`},
 		{&c.insertBatch, `INSERT INTO batches (partition_id, base_offset, last_offset, max_timestamp,
 			running_max_timestamp, segment_id, chunk_offset, chunk_length, pos, len) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`},
-		{&c.updatePartition, `UPDATE partitions SET high_watermark = ?, max_timestamp = ? WHERE id = ?`},
+		{&c.updatePartition, `UPDATE partitions SET high_watermark = ?, max_timestamp = ?, bytes = bytes + ?, rows = rows + ? WHERE id = ?`},
 		{&c.loadProducer, `SELECT epoch, batches FROM producer_state WHERE partition_id = ? AND producer_id = ?`},
-		{&c.saveProducer, `INSERT INTO producer_state (partition_id, producer_id, epoch, batches) VALUES (?, ?, ?, ?)
-			ON CONFLICT (partition_id, producer_id) DO UPDATE SET epoch = excluded.epoch, batches = excluded.batches`},
+		{&c.saveProducer, `INSERT INTO producer_state (partition_id, producer_id, epoch, batches, last_write) VALUES (?, ?, ?, ?, ?)
+			ON CONFLICT (partition_id, producer_id) DO UPDATE SET epoch = excluded.epoch, batches = excluded.batches,
+				last_write = excluded.last_write`},
 	} {
 		st, err := db.PrepareContext(ctx, p.sql)
 		if err != nil {
@@ -62,6 +63,7 @@ func (c *commitStmts) close() {
 // partState is a partition row while a commit works on it.
 type partState struct {
 	id, hw, lso, maxTS int64
+	bytes, rows        int64 // added by this commit
 	dirty              bool
 }
 
@@ -79,11 +81,12 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 	results := make([]metastore.BatchResult, len(seg.Batches))
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		clear(results)
-		segID, err := s.markCommitted(ctx, tx, seg)
+		segID, err := s.pendingSegment(ctx, tx, seg.Key)
 		if err != nil {
 			return err
 		}
 		parts := map[metastore.TopicPartition]*partState{}
+		refs := 0
 		prods := map[producerKey]*prodEntry{}
 		// The statements were prepared on the one writer connection, which
 		// this transaction runs on: Tx.StmtContext reuses them.
@@ -133,7 +136,10 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 			base := p.hw
 			p.hw += records
 			p.maxTS = max(p.maxTS, b.MaxTimestamp)
+			p.bytes += int64(b.Len)
+			p.rows++
 			p.dirty = true
+			refs++
 			if _, err := ins.ExecContext(ctx, p.id, base, base+records-1, b.MaxTimestamp, p.maxTS, segID,
 				b.ChunkOffset, b.ChunkLength, b.Pos, b.Len); err != nil {
 				return fmt.Errorf("insert batch: %w", err)
@@ -151,9 +157,20 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 			if p == nil || !p.dirty {
 				continue
 			}
-			if _, err := updStmt.ExecContext(ctx, p.hw, p.maxTS, p.id); err != nil {
+			if _, err := updStmt.ExecContext(ctx, p.hw, p.maxTS, p.bytes, p.rows, p.id); err != nil {
 				return err
 			}
+		}
+		// The rows now pointing into the segment; a segment of duplicates
+		// only is dead at once.
+		now := s.now().UnixMicro()
+		if refs > 0 {
+			_, err = tx.ExecContext(ctx, `UPDATE segments SET state = 'committed', size = ?, refs = ? WHERE id = ?`, seg.Size, refs, segID)
+		} else {
+			_, err = tx.ExecContext(ctx, `UPDATE segments SET state = 'dead', size = ?, refs = 0, dead_at = ? WHERE id = ?`, seg.Size, now, segID)
+		}
+		if err != nil {
+			return err
 		}
 		for k, pe := range prods {
 			if !pe.dirty {
@@ -163,7 +180,7 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 			if err != nil {
 				return err
 			}
-			if _, err := saveStmt.ExecContext(ctx, k.partitionID, k.producerID, pe.st.Epoch, string(js)); err != nil {
+			if _, err := saveStmt.ExecContext(ctx, k.partitionID, k.producerID, pe.st.Epoch, string(js), now); err != nil {
 				return err
 			}
 		}
@@ -175,26 +192,25 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 	return results, nil
 }
 
-// markCommitted records the segment as committed and returns its id. A
-// pending row (AddPendingSegment) is promoted; a committed one is an error.
-func (s *Store) markCommitted(ctx context.Context, tx *sql.Tx, seg metastore.Segment) (int64, error) {
+// pendingSegment returns the id of the segment to commit, which must be
+// pending (the caller marks it committed once it knows its references).
+func (s *Store) pendingSegment(ctx context.Context, tx *sql.Tx, key string) (int64, error) {
 	var (
 		id    int64
 		state string
 	)
-	err := tx.QueryRowContext(ctx, `SELECT id, state FROM segments WHERE key = ?`, seg.Key).Scan(&id, &state)
+	err := tx.QueryRowContext(ctx, `SELECT id, state FROM segments WHERE key = ?`, key).Scan(&id, &state)
 	switch {
 	case errors.Is(err, sql.ErrNoRows):
-		err = tx.QueryRowContext(ctx, `INSERT INTO segments (key, size, state, created_at) VALUES (?, ?, 'committed', ?) RETURNING id`,
-			seg.Key, seg.Size, s.now().UnixMicro()).Scan(&id)
-		return id, err
+		return 0, metastore.ErrSegmentGone
 	case err != nil:
 		return 0, err
 	case state == "committed":
 		return 0, metastore.ErrSegmentCommitted
+	case state != "pending":
+		return 0, metastore.ErrSegmentGone
 	}
-	_, err = tx.ExecContext(ctx, `UPDATE segments SET state = 'committed', size = ? WHERE id = ?`, seg.Size, id)
-	return id, err
+	return id, nil
 }
 
 func loadProducer(ctx context.Context, stmt *sql.Stmt, k producerKey) (*producerState, error) {

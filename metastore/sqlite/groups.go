@@ -68,7 +68,7 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 	return s.write(ctx, func(tx *sql.Tx) error {
 		for _, o := range offsets {
 			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ?`, o.Topic[:], o.Partition).Scan(&one)
+			err := tx.QueryRowContext(ctx, `SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ? AND deleted = 0`, o.Topic[:], o.Partition).Scan(&one)
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("commit offsets %s: %s/%d: %w", group, o.Topic, o.Partition, metastore.ErrUnknownTopicOrPartition)
 			}

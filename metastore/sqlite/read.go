@@ -16,7 +16,8 @@ const batchPage = 256
 func partitionRow(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, tp metastore.TopicPartition) (id int64, o metastore.PartitionOffsets, err error) {
-	err = q.QueryRowContext(ctx, `SELECT id, log_start_offset, high_watermark FROM partitions WHERE topic_id = ? AND partition = ?`,
+	err = q.QueryRowContext(ctx, `SELECT id, log_start_offset, high_watermark FROM partitions
+		WHERE topic_id = ? AND partition = ? AND deleted = 0`,
 		tp.Topic[:], tp.Partition).Scan(&id, &o.LogStartOffset, &o.HighWatermark)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = fmt.Errorf("partition %s/%d: %w", tp.Topic, tp.Partition, metastore.ErrUnknownTopicOrPartition)
@@ -86,46 +87,49 @@ func (s *Store) Offsets(ctx context.Context, tp metastore.TopicPartition) (metas
 
 // OffsetForTimestamp implements metastore.Store through the index on
 // (partition_id, running_max_timestamp, last_offset): running_max_timestamp
-// never decreases with the offset, and the first batch whose running max
-// reaches ts is exactly the first batch whose own max timestamp does.
-func (s *Store) OffsetForTimestamp(ctx context.Context, tp metastore.TopicPartition, ts int64) (offset, timestamp int64, found bool, err error) {
+// never decreases with the offset, and the first entry whose running max
+// reaches ts is exactly the first entry whose own max timestamp does.
+// Entries ending before from are skipped (they lie ahead of it in the
+// index order), so a caller that found no record in one entry asks again
+// from the next.
+func (s *Store) OffsetForTimestamp(ctx context.Context, tp metastore.TopicPartition, ts, from int64) (e metastore.Batch, found bool, err error) {
 	err = s.read(ctx, func(tx *sql.Tx) error {
 		id, _, err := partitionRow(ctx, tx, tp)
 		if err != nil {
 			return err
 		}
-		err = tx.QueryRowContext(ctx, `SELECT base_offset, max_timestamp FROM batches
-			WHERE partition_id = ? AND running_max_timestamp >= ?
-			ORDER BY running_max_timestamp, last_offset LIMIT 1`, id, ts).Scan(&offset, &timestamp)
+		err = tx.QueryRowContext(ctx, `SELECT base_offset, last_offset, max_timestamp FROM batches
+			WHERE partition_id = ? AND running_max_timestamp >= ? AND last_offset >= ?
+			ORDER BY running_max_timestamp, last_offset LIMIT 1`, id, ts, from).Scan(&e.BaseOffset, &e.LastOffset, &e.MaxTimestamp)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		found = err == nil
 		return err
 	})
-	return offset, timestamp, found, err
+	return e, found, err
 }
 
-// MaxTimestamp implements metastore.Store: the first batch (by offset)
+// MaxTimestamp implements metastore.Store: the first entry (by offset)
 // whose running max equals the partition's largest running max is the
-// batch holding the largest timestamp; two index probes.
-func (s *Store) MaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (offset, timestamp int64, found bool, err error) {
+// entry holding the largest timestamp; two index probes.
+func (s *Store) MaxTimestamp(ctx context.Context, tp metastore.TopicPartition) (e metastore.Batch, found bool, err error) {
 	err = s.read(ctx, func(tx *sql.Tx) error {
 		id, _, err := partitionRow(ctx, tx, tp)
 		if err != nil {
 			return err
 		}
-		err = tx.QueryRowContext(ctx, `SELECT last_offset, max_timestamp FROM batches
+		err = tx.QueryRowContext(ctx, `SELECT base_offset, last_offset, max_timestamp FROM batches
 			WHERE partition_id = ?1 AND running_max_timestamp >=
 				(SELECT max(running_max_timestamp) FROM batches WHERE partition_id = ?1)
-			ORDER BY running_max_timestamp, last_offset LIMIT 1`, id).Scan(&offset, &timestamp)
+			ORDER BY running_max_timestamp, last_offset LIMIT 1`, id).Scan(&e.BaseOffset, &e.LastOffset, &e.MaxTimestamp)
 		if errors.Is(err, sql.ErrNoRows) {
 			return nil
 		}
 		found = err == nil
 		return err
 	})
-	return offset, timestamp, found, err
+	return e, found, err
 }
 
 // NextProducerID implements metastore.Store.

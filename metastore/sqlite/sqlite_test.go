@@ -1,6 +1,8 @@
 package sqlite
 
 import (
+	"database/sql"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"testing"
@@ -26,7 +28,7 @@ func openTemp(t testing.TB) *Store {
 }
 
 func TestContract(t *testing.T) {
-	storetest.Run(t, func(t *testing.T) metastore.Store { return openTemp(t) })
+	storetest.Run(t, func(t *testing.T) metastore.Backend { return openTemp(t) })
 }
 
 // TestReopen checks migrations are applied once and data survives.
@@ -50,8 +52,9 @@ func TestReopen(t *testing.T) {
 		t.Fatalf("after reopen: %+v, %v", top, err)
 	}
 	var n int
-	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != 1 {
-		t.Fatalf("schema_migrations rows %d, %v", n, err)
+	files, _ := fs.Glob(migrations, "migrations/*.sql")
+	if err := s.r.QueryRowContext(t.Context(), `SELECT count(*) FROM schema_migrations`).Scan(&n); err != nil || n != len(files) {
+		t.Fatalf("schema_migrations rows %d, %v; want %d", n, err, len(files))
 	}
 }
 
@@ -95,4 +98,43 @@ func TestOddPath(t *testing.T) {
 	if _, err := Open(t.Context(), ":memory:", nil); err == nil {
 		t.Fatal("Open(:memory:) succeeded; the store needs a shared file")
 	}
+}
+
+// TestUpgradeLifecycle opens a database written with migration 0001 only
+// and checks what migration 0002 filled in from the existing rows.
+func TestUpgradeLifecycle(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "old.db")
+	db, err := sql.Open("sqlite", dsn(path, false))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer db.Close()
+	init, err := migrations.ReadFile("migrations/0001_init.sql")
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := storetest.UpgradeTopic
+	for _, q := range []string{
+		string(init),
+		`CREATE TABLE schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at INTEGER NOT NULL)`,
+		`INSERT INTO schema_migrations VALUES (1, '0001_init.sql', 0)`,
+		`INSERT INTO topics (id, name) VALUES (?1, 't')`,
+		`INSERT INTO partitions (id, topic_id, partition, high_watermark) VALUES (1, ?1, 0, 3), (2, ?1, 1, 1)`,
+		`INSERT INTO segments (id, key, size, state, created_at) VALUES (1, 'a', 100, 'committed', 0), (2, 'b', 100, 'committed', 0),
+			(3, 'empty', 100, 'committed', 0), (4, 'pend', 0, 'pending', 0)`,
+		`INSERT INTO batches VALUES (1, 0, 0, 100, 100, 1, 0, 50, 0, 10), (1, 1, 2, 200, 200, 2, 0, 50, 0, 20),
+			(2, 0, 0, 300, 300, 1, 50, 50, 0, 30)`,
+		`INSERT INTO producer_state VALUES (1, 7, 0, '[[0,0,0]]')`,
+	} {
+		if _, err := db.Exec(q, id[:]); err != nil {
+			t.Fatalf("%s: %v", q, err)
+		}
+	}
+	db.Close()
+	s, err := Open(t.Context(), path, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	storetest.CheckUpgrade(t, s)
 }

@@ -73,23 +73,34 @@ func cloneConfigs(m map[string]string) map[string]string {
 	return out
 }
 
-// DeleteTopic implements metastore.Store. Foreign keys cascade to the
-// partitions, batch index, producer state and committed offsets.
+// DeleteTopic implements metastore.Store: the topic row stays, renamed to a
+// name no Kafka topic can have, until the janitor has reclaimed its
+// partitions (Lifecycle.Retain, DropPartition).
 func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 	return s.write(ctx, func(tx *sql.Tx) error {
-		res, err := tx.ExecContext(ctx, `DELETE FROM topics WHERE name = ?`, name)
+		var id []byte
+		err := tx.QueryRowContext(ctx, `UPDATE topics SET name = '/deleted/' || lower(hex(id)), deleted_at = ?
+			WHERE name = ? AND deleted_at IS NULL RETURNING id`, s.now().UnixMicro(), name).Scan(&id)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("delete topic %s: %w", name, metastore.ErrUnknownTopic)
+		}
 		if err != nil {
 			return err
 		}
-		if n, _ := res.RowsAffected(); n == 0 {
-			return fmt.Errorf("delete topic %s: %w", name, metastore.ErrUnknownTopic)
+		if _, err := tx.ExecContext(ctx, `UPDATE partitions SET deleted = 1 WHERE topic_id = ?`, id); err != nil {
+			return err
 		}
-		return nil
+		if _, err := tx.ExecContext(ctx, `DELETE FROM offsets WHERE topic_id = ?`, id); err != nil {
+			return err
+		}
+		_, err = tx.ExecContext(ctx, `DELETE FROM producer_state WHERE partition_id IN (SELECT id FROM partitions WHERE topic_id = ?)`, id)
+		return err
 	})
 }
 
+// topicSelect selects live topics; callers add "AND ..." conditions.
 const topicSelect = `SELECT t.id, t.name, t.configs,
-	(SELECT count(*) FROM partitions p WHERE p.topic_id = t.id) FROM topics t `
+	(SELECT count(*) FROM partitions p WHERE p.topic_id = t.id) FROM topics t WHERE t.deleted_at IS NULL `
 
 func scanTopic(row interface{ Scan(...any) error }) (metastore.Topic, error) {
 	var (
@@ -110,7 +121,7 @@ func scanTopic(row interface{ Scan(...any) error }) (metastore.Topic, error) {
 
 // Topic implements metastore.Store.
 func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error) {
-	t, err := scanTopic(s.r.QueryRowContext(ctx, topicSelect+`WHERE t.name = ?`, name))
+	t, err := scanTopic(s.r.QueryRowContext(ctx, topicSelect+`AND t.name = ?`, name))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("topic %s: %w", name, metastore.ErrUnknownTopic)
 	}
@@ -119,7 +130,7 @@ func (s *Store) Topic(ctx context.Context, name string) (metastore.Topic, error)
 
 // TopicByID implements metastore.Store.
 func (s *Store) TopicByID(ctx context.Context, id metastore.TopicID) (metastore.Topic, error) {
-	t, err := scanTopic(s.r.QueryRowContext(ctx, topicSelect+`WHERE t.id = ?`, id[:]))
+	t, err := scanTopic(s.r.QueryRowContext(ctx, topicSelect+`AND t.id = ?`, id[:]))
 	if errors.Is(err, sql.ErrNoRows) {
 		return t, fmt.Errorf("topic id %s: %w", id, metastore.ErrUnknownTopic)
 	}

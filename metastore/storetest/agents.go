@@ -26,7 +26,7 @@ func liveIDs(t *testing.T, s metastore.Store) []string {
 	return ids
 }
 
-func testAgents(t *testing.T, s metastore.Store) {
+func testAgents(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	const ttl = time.Hour
 	if n := register(t, s, "a", ttl); n != 0 {
@@ -86,7 +86,7 @@ func eventually(t *testing.T, within time.Duration, what string, cond func() boo
 	}
 }
 
-func testLeaseExpiry(t *testing.T, s metastore.Store) {
+func testLeaseExpiry(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	const short = 300 * time.Millisecond
 	start := time.Now()

@@ -42,6 +42,9 @@ func BenchCommit(b *testing.B, s metastore.Store) {
 						}
 						seq += 1000
 						key := fmt.Sprintf("bench-%d", segs.Add(1))
+						if err := s.AddPendingSegment(c, key); err != nil {
+							return err
+						}
 						res, err := s.CommitSegment(c, metastore.Segment{Key: key, Size: int64(n) << 16, Batches: bs})
 						if err != nil {
 							return err
@@ -126,7 +129,7 @@ func BenchLookups(b *testing.B, s metastore.Store, tp metastore.TopicPartition, 
 	b.Run("OffsetForTimestamp", func(b *testing.B) {
 		for b.Loop() {
 			ts := rng.Int64N(n * 10)
-			off, _, found, err := s.OffsetForTimestamp(c, tp, ts)
+			off, _, found, err := offsetForTimestamp(c, s, tp, ts, 0)
 			if err != nil || !found || off > ts || off+10 <= ts {
 				b.Fatalf("OffsetForTimestamp(%d) = %d, %v, %v", ts, off, found, err)
 			}

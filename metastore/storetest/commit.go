@@ -8,7 +8,7 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
-func testCommitAndOffsets(t *testing.T, s metastore.Store) {
+func testCommitAndOffsets(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	top := createTopic(t, s, "t", 3)
 	p0 := metastore.TopicPartition{Topic: top.ID, Partition: 0}
@@ -55,7 +55,7 @@ func testCommitAndOffsets(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testSegments(t *testing.T, s metastore.Store) {
+func testSegments(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	top := createTopic(t, s, "t", 1)
 	tp := metastore.TopicPartition{Topic: top.ID}
@@ -67,6 +67,10 @@ func testSegments(t *testing.T, s metastore.Store) {
 	}
 	_, err := s.CommitSegment(c, metastore.Segment{Key: "pending-1", Batches: []metastore.BatchAppend{batch(tp, 2, 1, 10)}})
 	wantErr(t, "CommitSegment twice", err, metastore.ErrSegmentCommitted)
+	// A key never recorded as pending cannot commit: garbage collection
+	// may have deleted its object.
+	_, err = s.CommitSegment(c, metastore.Segment{Key: "never-pending", Batches: []metastore.BatchAppend{batch(tp, 2, 1, 10)}})
+	wantErr(t, "CommitSegment of a key never pending", err, metastore.ErrSegmentGone)
 	// The failed commit changed nothing.
 	o, err := s.Offsets(c, tp)
 	must(t, "Offsets", err)
@@ -80,7 +84,7 @@ func testSegments(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testBatches(t *testing.T, s metastore.Store) {
+func testBatches(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	top := createTopic(t, s, "t", 2)
 	tp := metastore.TopicPartition{Topic: top.ID}
@@ -168,16 +172,16 @@ func testBatches(t *testing.T, s metastore.Store) {
 	wantErr(t, "Batches unknown topic", err, metastore.ErrUnknownTopicOrPartition)
 }
 
-func testTimestamps(t *testing.T, s metastore.Store) {
+func testTimestamps(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	top := createTopic(t, s, "t", 1)
 	tp := metastore.TopicPartition{Topic: top.ID}
-	_, _, found, err := s.OffsetForTimestamp(c, tp, 0)
+	_, _, found, err := offsetForTimestamp(c, s, tp, 0, 0)
 	must(t, "OffsetForTimestamp empty", err)
 	if found {
 		t.Fatal("OffsetForTimestamp on an empty partition found something")
 	}
-	_, _, found, err = s.MaxTimestamp(c, tp)
+	_, _, found, err = maxTimestamp(c, s, tp)
 	must(t, "MaxTimestamp empty", err)
 	if found {
 		t.Fatal("MaxTimestamp on an empty partition found something")
@@ -191,30 +195,39 @@ func testTimestamps(t *testing.T, s metastore.Store) {
 	commit(t, s, "seg-a", bs[:3]...)
 	commit(t, s, "seg-b", bs[3:]...)
 	for _, tc := range []struct {
-		ts, off, gotTS int64
-		found          bool
+		ts, from, off, gotTS int64
+		found                bool
 	}{
-		{-1, 0, 100, true},
-		{0, 0, 100, true},
-		{100, 0, 100, true},
-		{101, 2, 300, true}, // not the 200 batch: it comes later
-		{200, 2, 300, true},
-		{300, 2, 300, true},
-		{301, 0, 0, false},
+		{-1, 0, 0, 100, true},
+		{0, 0, 0, 100, true},
+		{100, 0, 0, 100, true},
+		{101, 0, 2, 300, true}, // not the 200 batch: it comes later
+		{200, 0, 2, 300, true},
+		{300, 0, 2, 300, true},
+		{301, 0, 0, 0, false},
+		// From an offset on: the first entry ending there or later
+		// whose running max reaches ts.
+		{100, 3, 2, 300, true},
+		{100, 4, 4, 200, true},
+		{260, 4, 4, 200, true}, // its running max (300) reaches 260
+		{0, 12, 0, 0, false},
 	} {
-		off, ts, found, err := s.OffsetForTimestamp(c, tp, tc.ts)
+		off, ts, found, err := offsetForTimestamp(c, s, tp, tc.ts, tc.from)
 		must(t, "OffsetForTimestamp", err)
 		if found != tc.found || found && (off != tc.off || ts != tc.gotTS) {
-			t.Fatalf("OffsetForTimestamp(%d) = %d, %d, %v; want %d, %d, %v", tc.ts, off, ts, found, tc.off, tc.gotTS, tc.found)
+			t.Fatalf("OffsetForTimestamp(%d from %d) = %d, %d, %v; want %d, %d, %v", tc.ts, tc.from, off, ts, found, tc.off, tc.gotTS, tc.found)
 		}
 	}
-	off, ts, found, err := s.MaxTimestamp(c, tp)
-	must(t, "MaxTimestamp", err)
-	if !found || off != 3 || ts != 300 {
-		t.Fatalf("MaxTimestamp = %d, %d, %v; want 3, 300 (the first batch with the max)", off, ts, found)
+	if e, _, _ := s.MaxTimestamp(c, tp); e.LastOffset != 3 {
+		t.Fatalf("MaxTimestamp entry %+v, want the batch [2, 3]", e)
 	}
-	_, _, _, err = s.OffsetForTimestamp(c, metastore.TopicPartition{Topic: top.ID, Partition: 1}, 0)
+	off, ts, found, err := maxTimestamp(c, s, tp)
+	must(t, "MaxTimestamp", err)
+	if !found || off != 2 || ts != 300 {
+		t.Fatalf("MaxTimestamp = %d, %d, %v; want 2, 300 (the first entry with the max)", off, ts, found)
+	}
+	_, _, _, err = offsetForTimestamp(c, s, metastore.TopicPartition{Topic: top.ID, Partition: 1}, 0, 0)
 	wantErr(t, "OffsetForTimestamp unknown", err, metastore.ErrUnknownTopicOrPartition)
-	_, _, _, err = s.MaxTimestamp(c, metastore.TopicPartition{Topic: metastore.NewTopicID()})
+	_, _, _, err = maxTimestamp(c, s, metastore.TopicPartition{Topic: metastore.NewTopicID()})
 	wantErr(t, "MaxTimestamp unknown", err, metastore.ErrUnknownTopicOrPartition)
 }

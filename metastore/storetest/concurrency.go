@@ -16,7 +16,7 @@ import (
 // every partition's offsets are contiguous from 0 with no gap and no
 // overlap, the batch index agrees, and every resent batch was answered as
 // a duplicate with its original offset.
-func testConcurrentCommits(t *testing.T, s metastore.Store) {
+func testConcurrentCommits(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	const (
 		topics     = 3
@@ -82,6 +82,10 @@ func testConcurrentCommits(t *testing.T, s metastore.Store) {
 					}
 				}
 				key := fmt.Sprintf("c%d-s%d", g, i)
+				if err := s.AddPendingSegment(c, key); err != nil {
+					fail("%s: %v", key, err)
+					return
+				}
 				res, err := s.CommitSegment(c, metastore.Segment{Key: key, Size: 1, Batches: bs})
 				if err != nil {
 					fail("%s: %v", key, err)

@@ -8,7 +8,7 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
-func testGroups(t *testing.T, s metastore.Store) {
+func testGroups(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	_, found, err := s.LoadGroup(c, "g")
 	must(t, "LoadGroup unknown", err)
@@ -51,7 +51,7 @@ func testGroups(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testCommittedOffsets(t *testing.T, s metastore.Store) {
+func testCommittedOffsets(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	a := createTopic(t, s, "a", 2)
 	b := createTopic(t, s, "b", 1)
@@ -124,7 +124,7 @@ func testCommittedOffsets(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testDeleteTopicCascades(t *testing.T, s metastore.Store) {
+func testDeleteTopicCascades(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	a := createTopic(t, s, "a", 2)
 	keep := createTopic(t, s, "keep", 1)
@@ -161,7 +161,7 @@ func testDeleteTopicCascades(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testProducerIDs(t *testing.T, s metastore.Store) {
+func testProducerIDs(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	seen := map[int64]bool{}
 	prev := int64(-1)

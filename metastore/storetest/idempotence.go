@@ -20,7 +20,7 @@ func expect(t *testing.T, what string, r metastore.BatchResult, off int64, err e
 	}
 }
 
-func testIdempotence(t *testing.T, s metastore.Store) {
+func testIdempotence(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	top := createTopic(t, s, "t", 2)
 	tp := metastore.TopicPartition{Topic: top.ID}
@@ -104,7 +104,7 @@ func testIdempotence(t *testing.T, s metastore.Store) {
 	expect(t, "fresh topic", r[0], 0, nil)
 }
 
-func testSequenceWrap(t *testing.T, s metastore.Store) {
+func testSequenceWrap(t *testing.T, s metastore.Backend) {
 	top := createTopic(t, s, "t", 1)
 	tp := metastore.TopicPartition{Topic: top.ID}
 	const pid = 7

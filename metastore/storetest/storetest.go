@@ -6,6 +6,7 @@ package storetest
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 	"time"
 
@@ -14,13 +15,13 @@ import (
 
 // Opener opens a fresh, empty store for one test and registers its Close
 // with t.Cleanup.
-type Opener func(t *testing.T) metastore.Store
+type Opener func(t *testing.T) metastore.Backend
 
 // Run runs the whole contract suite, each test on its own fresh store.
 func Run(t *testing.T, open Opener) {
 	tests := []struct {
 		name string
-		fn   func(t *testing.T, s metastore.Store)
+		fn   func(t *testing.T, s metastore.Backend)
 	}{
 		{"Topics", testTopics},
 		{"TopicConfigs", testTopicConfigs},
@@ -38,6 +39,16 @@ func Run(t *testing.T, open Opener) {
 		{"Agents", testAgents},
 		{"LeaseExpiry", testLeaseExpiry},
 		{"ConcurrentCommits", testConcurrentCommits},
+		{"Leases", testLeases},
+		{"DeleteRecords", testDeleteRecords},
+		{"Retention", testRetention},
+		{"SegmentReferences", testSegmentReferences},
+		{"SwapRows", testSwapRows},
+		{"SwapConflicts", testSwapConflicts},
+		{"Orphans", testOrphans},
+		{"DeletedTopicReclaim", testDeletedTopicReclaim},
+		{"ExpireProducers", testExpireProducers},
+		{"LostLeaseFences", testLostLeaseFences},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,12 +104,34 @@ func idem(tp metastore.TopicPartition, pid int64, epoch int16, seq, n int32) met
 	return b
 }
 
+// commit records key as pending and commits it with bs, as the produce
+// path does.
 func commit(t *testing.T, s metastore.Store, key string, bs ...metastore.BatchAppend) []metastore.BatchResult {
 	t.Helper()
+	must(t, "AddPendingSegment "+key, s.AddPendingSegment(ctx(t), key))
 	res, err := s.CommitSegment(ctx(t), metastore.Segment{Key: key, Size: 4096, Batches: bs})
 	must(t, "CommitSegment "+key, err)
 	if len(res) != len(bs) {
 		t.Fatalf("CommitSegment %s: %d results for %d batches", key, len(res), len(bs))
 	}
 	return res
+}
+
+// offsetForTimestamp is s.OffsetForTimestamp's entry as base offset and
+// max timestamp.
+func offsetForTimestamp(c context.Context, s metastore.Store, tp metastore.TopicPartition, ts, from int64) (offset, timestamp int64, found bool, err error) {
+	e, found, err := s.OffsetForTimestamp(c, tp, ts, from)
+	if found && e.LastOffset < e.BaseOffset {
+		return 0, 0, false, fmt.Errorf("OffsetForTimestamp entry [%d, %d]", e.BaseOffset, e.LastOffset)
+	}
+	return e.BaseOffset, e.MaxTimestamp, found, err
+}
+
+// maxTimestamp is s.MaxTimestamp's entry as base offset and max timestamp.
+func maxTimestamp(c context.Context, s metastore.Store, tp metastore.TopicPartition) (offset, timestamp int64, found bool, err error) {
+	e, found, err := s.MaxTimestamp(c, tp)
+	if found && e.LastOffset < e.BaseOffset {
+		return 0, 0, false, fmt.Errorf("MaxTimestamp entry [%d, %d]", e.BaseOffset, e.LastOffset)
+	}
+	return e.BaseOffset, e.MaxTimestamp, found, err
 }

@@ -8,7 +8,7 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
-func testTopics(t *testing.T, s metastore.Store) {
+func testTopics(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	b, err := s.CreateTopic(c, metastore.TopicSpec{Name: "b", Partitions: 3, Configs: map[string]string{"retention.ms": "1000"}})
 	must(t, "CreateTopic b", err)
@@ -73,7 +73,7 @@ func testTopics(t *testing.T, s metastore.Store) {
 	}
 }
 
-func testTopicConfigs(t *testing.T, s metastore.Store) {
+func testTopicConfigs(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	_, err := s.CreateTopic(c, metastore.TopicSpec{Name: "t", Partitions: 1,
 		Configs: map[string]string{"cleanup.policy": "delete", "retention.ms": "5"}})
@@ -90,7 +90,7 @@ func testTopicConfigs(t *testing.T, s metastore.Store) {
 	wantErr(t, "AlterTopicConfigs unknown", s.AlterTopicConfigs(c, "nope", map[string]*string{"a": &v}), metastore.ErrUnknownTopic)
 }
 
-func testCreatePartitions(t *testing.T, s metastore.Store) {
+func testCreatePartitions(t *testing.T, s metastore.Backend) {
 	c := ctx(t)
 	top := createTopic(t, s, "t", 2)
 	wantErr(t, "CreatePartitions same", s.CreatePartitions(c, "t", 2), metastore.ErrInvalidPartitions)
