@@ -114,12 +114,12 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			}
 			continue
 		}
-		cfg := parseTopicConfig(t.Configs)
+		cfg := a.topicConfig(t.Configs)
 		opts := ingest.ValidateOptions{
-			MaxMessageBytes: cfg.maxMessageBytes,
-			LogAppendTime:   cfg.logAppendTime,
+			MaxMessageBytes: cfg.MaxMessageBytes,
+			LogAppendTime:   cfg.LogAppendTime,
 			Now:             now,
-			KeysRequired:    cfg.compact,
+			KeysRequired:    cfg.Compact,
 			AllowZstd:       req.Version >= 7,
 		}
 		for j := range rt.Partitions {
@@ -138,7 +138,7 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			for k := range batches {
 				batches[k].TopicPartition = tp
 			}
-			slots = append(slots, slot{p: sp, first: len(items), n: len(batches), logAppendTime: cfg.logAppendTime, topic: t.Name})
+			slots = append(slots, slot{p: sp, first: len(items), n: len(batches), logAppendTime: cfg.LogAppendTime, topic: t.Name})
 			items = append(items, batches...)
 		}
 	}

@@ -8,7 +8,7 @@ package agent
 //     assignment fixes the partition count (its replica ids are accepted
 //     and ignored); combined with num_partitions or replication_factor it
 //     is INVALID_REQUEST, as in Kafka.
-//   - Configs are validated against topicConfigDefs: an unknown name or a
+//   - Configs are validated against package topicconfig: an unknown name or a
 //     bad value answers INVALID_CONFIG with Kafka's message.
 //   - A name given twice in one request answers INVALID_REQUEST for it.
 //   - validate_only (v1+) checks everything, including that the topic
@@ -77,7 +77,7 @@ func (a *Agent) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respon
 		}
 		st.TopicID = spec.ID
 		st.NumPartitions, st.ReplicationFactor = spec.Partitions, 1
-		for _, d := range describeTopicConfigs(spec.Configs, nil) {
+		for _, d := range describeTopicConfigs(spec.Configs, nil, a.cfg.TopicDefaults) {
 			c := kmsg.NewCreateTopicsResponseTopicConfig()
 			c.Name, c.Value, c.Source = d.name, kmsg.StringPtr(d.value), int8(d.source)
 			c.ReadOnly = false

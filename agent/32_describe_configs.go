@@ -3,12 +3,13 @@ package agent
 // DescribeConfigs: v0-v4.
 //
 // Behaviour:
-//   - Topic resources: every known topic config (topicConfigDefs), or the
-//     named ones (unknown names are left out, as Kafka does; no names,
-//     null or empty, means all), with value,
-//     source (DYNAMIC_TOPIC_CONFIG when set on the topic, else
-//     DEFAULT_CONFIG), is_default (v0), synonyms when asked (v1+), type
-//     and documentation (v3+). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
+//   - Topic resources: every known topic config (package topicconfig), or
+//     the named ones (unknown names are left out, as Kafka does; no names,
+//     null or empty, means all), with value, source (DYNAMIC_TOPIC_CONFIG
+//     when set on the topic, STATIC_BROKER_CONFIG for a default silt's
+//     flags set, such as --default-retention, else DEFAULT_CONFIG),
+//     is_default (v0), synonyms when asked (v1+), type and documentation
+//     (v3+). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
 //   - Broker resources (this or any live node id, or "" for the cluster
 //     default): a few read-only settings that describe the agent.
 //   - Other resource types: INVALID_REQUEST.
@@ -22,6 +23,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/topicconfig"
 )
 
 func (a *Agent) handleDescribeConfigs(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -42,7 +45,7 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, r *request) (kmsg.Res
 		case kmsg.ConfigResourceTypeTopic:
 			var set map[string]string
 			if set, err = a.topicConfigs(ctx, rr.ResourceName); err == nil {
-				configs = describeTopicConfigs(set, names)
+				configs = describeTopicConfigs(set, names, a.cfg.TopicDefaults)
 			}
 		case kmsg.ConfigResourceTypeBroker:
 			configs, err = a.describeBroker(rr.ResourceName, names)
@@ -62,9 +65,9 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, r *request) (kmsg.Res
 			sc.Name, sc.Value, sc.ReadOnly = c.name, kmsg.StringPtr(c.value), readOnly
 			sc.Source = c.source
 			sc.IsDefault = c.source == kmsg.ConfigSourceDefaultConfig
-			sc.ConfigType = c.def.typ
-			if req.IncludeDocumentation && c.def.doc != "" {
-				sc.Documentation = kmsg.StringPtr(c.def.doc)
+			sc.ConfigType = c.def.Type
+			if req.IncludeDocumentation && c.def.Doc != "" {
+				sc.Documentation = kmsg.StringPtr(c.def.Doc)
 			}
 			if req.IncludeSynonyms {
 				for _, s := range c.synonyms {
@@ -106,17 +109,17 @@ func (a *Agent) describeBroker(name string, names []string) ([]describedConfig, 
 	}
 	static := func(n, v string, t kmsg.ConfigType) describedConfig {
 		return describedConfig{name: n, value: v, source: kmsg.ConfigSourceStaticBrokerConfig,
-			def:      configDef{name: n, typ: t},
+			def:      topicconfig.Def{Name: n, Type: t},
 			synonyms: []describedSynonym{{n, v, kmsg.ConfigSourceStaticBrokerConfig}}}
 	}
 	all := []describedConfig{
 		static("auto.create.topics.enable", strconv.FormatBool(a.cfg.AutoCreateTopics), kmsg.ConfigTypeBoolean),
 		static("broker.rack", a.cfg.Zone, kmsg.ConfigTypeString),
 		static("default.replication.factor", "1", kmsg.ConfigTypeInt),
-		static("log.cleanup.policy", topicConfigDef("cleanup.policy").def, kmsg.ConfigTypeList),
-		static("log.retention.bytes", topicConfigDef("retention.bytes").def, kmsg.ConfigTypeLong),
-		static("log.retention.ms", topicConfigDef("retention.ms").def, kmsg.ConfigTypeLong),
-		static("message.max.bytes", topicConfigDef("max.message.bytes").def, kmsg.ConfigTypeInt),
+		static("log.cleanup.policy", a.cfg.TopicDefaults.Default("cleanup.policy"), kmsg.ConfigTypeList),
+		static("log.retention.bytes", a.cfg.TopicDefaults.Default("retention.bytes"), kmsg.ConfigTypeLong),
+		static("log.retention.ms", a.cfg.TopicDefaults.Default("retention.ms"), kmsg.ConfigTypeLong),
+		static("message.max.bytes", a.cfg.TopicDefaults.Default("max.message.bytes"), kmsg.ConfigTypeInt),
 		static("min.insync.replicas", "1", kmsg.ConfigTypeInt),
 		static("num.partitions", strconv.Itoa(int(a.cfg.DefaultPartitions)), kmsg.ConfigTypeInt),
 		static("queued.max.request.bytes", strconv.FormatInt(a.cfg.QueuedRequestBytes, 10), kmsg.ConfigTypeInt),

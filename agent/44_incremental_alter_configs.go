@@ -23,6 +23,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/topicconfig"
 )
 
 func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -62,8 +64,8 @@ func (a *Agent) incrementalAlter(ctx context.Context, rr kmsg.IncrementalAlterCo
 		next = make(map[string]string)
 	}
 	for _, c := range rr.Configs {
-		def := topicConfigDef(c.Name)
-		if def.name == "" {
+		def, ok := topicconfig.Lookup(c.Name)
+		if !ok {
 			return kafkaErr(kerr.InvalidConfig, "Unknown topic config name: %s", c.Name)
 		}
 		value := ""
@@ -82,8 +84,8 @@ func (a *Agent) incrementalAlter(ctx context.Context, rr kmsg.IncrementalAlterCo
 			if !isListConfig(c.Name) {
 				return kafkaErr(kerr.InvalidConfig, "Config value append is not allowed for config key: %s", c.Name)
 			}
-			list := splitList(next, c.Name, def.def)
-			for _, v := range splitValues(value) {
+			list := splitList(next, c.Name, a.cfg.TopicDefaults.Default(def.Name))
+			for _, v := range topicconfig.SplitList(value) {
 				if c.Op == kmsg.IncrementalAlterConfigOpAppend && !slices.Contains(list, v) {
 					list = append(list, v)
 				}
@@ -108,18 +110,9 @@ func splitList(set map[string]string, name, def string) []string {
 	if !ok {
 		v = def
 	}
-	return splitValues(v)
+	return topicconfig.SplitList(v)
 }
 
-func splitValues(v string) []string {
-	var out []string
-	for p := range strings.SplitSeq(v, ",") {
-		if p = strings.TrimSpace(p); p != "" {
-			out = append(out, p)
-		}
-	}
-	return out
-}
 
 // storeTopicConfigs writes the difference between current and next.
 func (a *Agent) storeTopicConfigs(ctx context.Context, topic string, current, next map[string]string, validateOnly bool) error {

@@ -13,6 +13,7 @@ import (
 
 	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/segment/segmenttest"
+	"github.com/siltdata/silt/topicconfig"
 )
 
 func TestCreateDescribeDeleteTopics(t *testing.T) {
@@ -277,8 +278,8 @@ func TestTopicConfigs(t *testing.T) {
 		return out
 	}
 	cfgs := describe()
-	if len(cfgs) != len(topicConfigDefs) {
-		t.Fatalf("%d configs described, %d known", len(cfgs), len(topicConfigDefs))
+	if len(cfgs) != len(topicconfig.All()) {
+		t.Fatalf("%d configs described, %d known", len(cfgs), len(topicconfig.All()))
 	}
 	if c := cfgs["max.message.bytes"]; *c.Value != "1048588" || c.Source != kmsg.ConfigSourceDefaultConfig {
 		t.Fatalf("max.message.bytes %+v", c)
@@ -304,7 +305,7 @@ func TestTopicConfigs(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if tc := parseTopicConfig(top.Configs); !tc.logAppendTime || tc.retentionMs != 60000 || tc.maxMessageBytes != 1048588 || !tc.compact {
+	if tc := a.topicConfig(top.Configs); !tc.LogAppendTime || tc.RetentionMs != 60000 || tc.MaxMessageBytes != 1048588 || !tc.Compact || !tc.Delete {
 		t.Fatalf("parsed %+v", tc)
 	}
 

@@ -27,6 +27,7 @@ import (
 	"github.com/siltdata/silt/fetch"
 	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/segment/objstore"
+	"github.com/siltdata/silt/topicconfig"
 )
 
 // Config is an agent's configuration. Every field has a default in
@@ -53,6 +54,11 @@ type Config struct {
 	// DefaultPartitions is the partition count of auto-created topics and
 	// of CreateTopics requests that pass -1.
 	DefaultPartitions int32
+	// TopicDefaults are the defaults of topic configs a topic does not
+	// set (log.retention.ms and log.retention.bytes in Kafka's broker
+	// config), as DescribeConfigs reports them. The storage janitor must
+	// be given the same.
+	TopicDefaults topicconfig.Defaults
 
 	// MaxRequestBytes bounds one request frame (socket.request.max.bytes).
 	// Larger frames close the connection, as Kafka does.
@@ -107,6 +113,7 @@ func DefaultConfig() Config {
 		ClusterID:          "silt",
 		AutoCreateTopics:   true,
 		DefaultPartitions:  1,
+		TopicDefaults:      topicconfig.KafkaDefaults(),
 		MaxRequestBytes:    100 << 20,
 		QueuedRequestBytes: 64 << 20,
 		LeaseTTL:           9 * time.Second,
