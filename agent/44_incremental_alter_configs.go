@@ -113,7 +113,6 @@ func splitList(set map[string]string, name, def string) []string {
 	return topicconfig.SplitList(v)
 }
 
-
 // storeTopicConfigs writes the difference between current and next.
 func (a *Agent) storeTopicConfigs(ctx context.Context, topic string, current, next map[string]string, validateOnly bool) error {
 	changes := make(map[string]*string)
