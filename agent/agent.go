@@ -154,7 +154,7 @@ func (c Config) Validate() error {
 // calling the store.
 type Agent struct {
 	cfg    Config
-	store  metastore.Store
+	store  metastore.Backend
 	bucket objstore.Bucket
 	logger *slog.Logger
 	reg    prometheus.Registerer
@@ -204,7 +204,7 @@ type Agent struct {
 // New builds an agent from its configuration and dependencies. It starts
 // the produce pipeline, the read path and the group coordinator, but does
 // not listen until Start.
-func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Agent, error) {
+func New(cfg Config, store metastore.Backend, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Agent, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("agent config: %w", err)
 	}
@@ -324,6 +324,10 @@ func (a *Agent) Addr() string {
 	}
 	return a.ln.Addr().String()
 }
+
+// ID is the agent's id in the metastore (Config.AgentID, or the random
+// one New picked).
+func (a *Agent) ID() string { return a.cfg.AgentID }
 
 // NodeID is the broker id the metastore assigned at Start (-1 before).
 func (a *Agent) NodeID() int32 { return a.members.nodeID() }

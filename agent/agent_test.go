@@ -24,7 +24,7 @@ func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
 // directory bucket, both in t.TempDir().
 type testAgent struct {
 	*Agent
-	store metastore.Store
+	store metastore.Backend
 	reg   *prometheus.Registry
 }
 
@@ -46,7 +46,7 @@ func startAgent(t testing.TB, modify ...func(*Config)) *testAgent {
 	return startAgentOn(t, store, dir, modify...)
 }
 
-func startAgentOn(t testing.TB, store metastore.Store, dir string, modify ...func(*Config)) *testAgent {
+func startAgentOn(t testing.TB, store metastore.Backend, dir string, modify ...func(*Config)) *testAgent {
 	t.Helper()
 	bucket, err := objstore.NewFS(filepath.Join(dir, "bucket"))
 	if err != nil {

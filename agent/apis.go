@@ -38,6 +38,7 @@ var apis = []api{
 	{key: 18, min: 0, max: 5, handle: (*Agent).handleApiVersions},
 	{key: 19, min: 0, max: 7, handle: (*Agent).handleCreateTopics},
 	{key: 20, min: 0, max: 6, handle: (*Agent).handleDeleteTopics},
+	{key: 21, min: 0, max: 2, handle: (*Agent).handleDeleteRecords},
 	{key: 22, min: 0, max: 4, handle: (*Agent).handleInitProducerID},
 	{key: 23, min: 0, max: 4, handle: (*Agent).handleOffsetForLeaderEpoch},
 	{key: 32, min: 0, max: 4, handle: (*Agent).handleDescribeConfigs},

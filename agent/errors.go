@@ -65,6 +65,10 @@ func mapError(err error, unavailable int16) int16 {
 	case errors.Is(err, metastore.ErrUnknownProducerID):
 		// Clients reset the producer (new id) and retry.
 		return kerr.UnknownProducerID.Code
+	case errors.Is(err, metastore.ErrOffsetOutOfRange):
+		// Not retriable as is: the offset lies beyond the high
+		// watermark (DeleteRecords).
+		return kerr.OffsetOutOfRange.Code
 	case errors.Is(err, ingest.ErrTooLarge):
 		// Not retriable: the request is larger than one segment chunk
 		// can hold, Kafka's "larger than the log segment".

@@ -17,7 +17,7 @@ import (
 // flakyStore is a real store whose topic and offset reads fail while down
 // is set: a metastore outage as the agent sees it.
 type flakyStore struct {
-	metastore.Store
+	metastore.Backend
 	down atomic.Bool
 }
 
@@ -27,28 +27,28 @@ func (s *flakyStore) Topic(ctx context.Context, name string) (metastore.Topic, e
 	if s.down.Load() {
 		return metastore.Topic{}, errStoreDown
 	}
-	return s.Store.Topic(ctx, name)
+	return s.Backend.Topic(ctx, name)
 }
 
 func (s *flakyStore) CreateTopic(ctx context.Context, spec metastore.TopicSpec) (metastore.Topic, error) {
 	if s.down.Load() {
 		return metastore.Topic{}, errStoreDown
 	}
-	return s.Store.CreateTopic(ctx, spec)
+	return s.Backend.CreateTopic(ctx, spec)
 }
 
 func (s *flakyStore) Offsets(ctx context.Context, tp metastore.TopicPartition) (metastore.PartitionOffsets, error) {
 	if s.down.Load() {
 		return metastore.PartitionOffsets{}, errStoreDown
 	}
-	return s.Store.Offsets(ctx, tp)
+	return s.Backend.Offsets(ctx, tp)
 }
 
 func (s *flakyStore) NextProducerID(ctx context.Context) (int64, error) {
 	if s.down.Load() {
 		return 0, errStoreDown
 	}
-	return s.Store.NextProducerID(ctx)
+	return s.Backend.NextProducerID(ctx)
 }
 
 // TestMetastoreOutageAnswersRetriable: with the metastore down, requests
@@ -61,7 +61,7 @@ func TestMetastoreOutageAnswersRetriable(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { inner.Close() })
-	store := &flakyStore{Store: inner}
+	store := &flakyStore{Backend: inner}
 	a := startAgentOn(t, store, dir, func(c *Config) { c.AutoCreateTopics = false })
 	if _, err := a.createTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 1}); err != nil {
 		t.Fatal(err)

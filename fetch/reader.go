@@ -305,3 +305,8 @@ func (r *Reader) Close() error {
 
 // IsOutOfRange reports whether err is ErrOffsetOutOfRange.
 func IsOutOfRange(err error) bool { return errors.Is(err, ErrOffsetOutOfRange) }
+
+// Forget drops what this reader caches of tp's index and offsets, so its
+// next read asks the store: for changes this agent made that move the log
+// start (DeleteRecords), which commit notifications do not carry.
+func (r *Reader) Forget(tp metastore.TopicPartition) { r.index.forget(tp) }

@@ -4,6 +4,7 @@
 //	silt dev     one local agent with embedded defaults (SQLite + a directory)
 //	silt agent   a production agent (Postgres or SQLite metastore, S3 bucket)
 //	silt bench   load a cluster and report throughput and latency
+//	silt storage what is stored, per topic and in objects
 //	silt version the build's version
 //	silt help    usage
 //
@@ -59,6 +60,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return serve(ctx, stop, opts, stdout, stderr)
 	case "bench":
 		return runBench(rest, stdout, stderr)
+	case "storage":
+		return runStorage(rest, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "silt %s\n", version())
 		return exitOK
@@ -85,6 +88,7 @@ Usage:
   silt agent [flags]   run a production agent: --metastore postgres://... and
                        --bucket s3://bucket/prefix?endpoint=...&region=... are required
   silt bench [flags]   load any Kafka cluster with franz-go and print throughput, latency and ratios (silt bench -h)
+  silt storage [flags] what is stored, per topic and in objects (--metastore URL, or --data-dir of silt dev)
   silt version         print the version
   silt help [command]  print this help, or a command's flags
 

@@ -14,6 +14,7 @@ import (
 	"github.com/siltdata/silt/agent"
 	"github.com/siltdata/silt/agent/ingest"
 	"github.com/siltdata/silt/fetch"
+	"github.com/siltdata/silt/janitor"
 )
 
 // errHelp is returned by parseOptions after it printed the help that -h asked for.
@@ -40,6 +41,19 @@ type options struct {
 
 	autoCreateTopics  bool
 	defaultPartitions int
+
+	// Storage lifecycle (janitor/).
+	defaultRetention      retention
+	defaultRetentionBytes byteSize
+	janitor               bool
+	janitorInterval       time.Duration
+	reclaimGrace          time.Duration
+	orphanAge             time.Duration
+	compaction            bool
+	compactionAge         time.Duration
+	compactionChunkBytes  byteSize
+	compactionObjectBytes byteSize
+	producerIDExpiration  time.Duration
 
 	logFormat string
 	logLevel  string
@@ -104,6 +118,21 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	fs.Var(&o.cacheBytes, "cache-bytes", "`size` bound of the on-disk read cache")
 	fs.BoolVar(&o.autoCreateTopics, "auto-create-topics", true, "create unknown topics on Metadata and Produce, as auto.create.topics.enable")
 	fs.IntVar(&o.defaultPartitions, "default-partitions", 1, "partition `count` of auto-created topics")
+	jdef := janitor.DefaultConfig()
+	o.defaultRetention = retention(jdef.Defaults.Retention)
+	o.defaultRetentionBytes = byteSize(jdef.Defaults.RetentionBytes)
+	o.compactionChunkBytes, o.compactionObjectBytes = byteSize(jdef.ChunkBytes), byteSize(jdef.ObjectBytes)
+	fs.Var(&o.defaultRetention, "default-retention", "how long topics keep records unless their retention.ms says otherwise (Kafka's log.retention.hours); a `duration` such as 168h or 7d, or -1 to keep forever")
+	fs.Var(&o.defaultRetentionBytes, "default-retention-bytes", "bytes a partition keeps unless its retention.bytes says otherwise (log.retention.bytes); a `size`, or -1 for no limit")
+	fs.BoolVar(&o.janitor, "janitor", true, "take part in electing the agent that runs the storage lifecycle (retention, reclamation, compaction, garbage collection); one agent of the cluster runs it at a time")
+	fs.DurationVar(&o.janitorInterval, "janitor-interval", jdef.Interval, "`duration` between two passes of the storage lifecycle")
+	fs.DurationVar(&o.reclaimGrace, "reclaim-grace", jdef.Grace, "`duration` an object that no index row uses any more is kept before it is deleted (readers that looked it up just before can still read it)")
+	fs.DurationVar(&o.orphanAge, "orphan-age", jdef.OrphanAge, "`duration` after which an object uploaded but never committed is garbage-collected")
+	fs.BoolVar(&o.compaction, "compaction", true, "rewrite old data into per-partition objects, so replaying a partition reads few, large objects")
+	fs.DurationVar(&o.compactionAge, "compaction-age", jdef.CompactAge, "`duration` data stays in the produce segments before it is compacted")
+	fs.Var(&o.compactionChunkBytes, "compaction-chunk-bytes", "target `size` of a compacted chunk: one index row and one range GET of a replaying reader")
+	fs.Var(&o.compactionObjectBytes, "compaction-object-bytes", "`size` bound of a compacted object")
+	fs.DurationVar(&o.producerIDExpiration, "producer-id-expiration", jdef.ProducerExpiration, "idempotent producers idle this `duration` lose their sequence state (Kafka's producer.id.expiration.ms)")
 	str(&o.logFormat, "log-format", logFormatDef, "log `format`: text or json")
 	str(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	if mode == "dev" {
@@ -214,6 +243,25 @@ func (o options) validate() error {
 	}
 	if o.defaultPartitions < 1 || o.defaultPartitions > 1<<20 {
 		bad("default-partitions", "%d: must be between 1 and %d", o.defaultPartitions, 1<<20)
+	}
+	if o.defaultRetentionBytes < -1 {
+		bad("default-retention-bytes", "%s: must be -1 (no limit) or a size", &o.defaultRetentionBytes)
+	}
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+		min  time.Duration
+	}{{"janitor-interval", o.janitorInterval, time.Millisecond}, {"reclaim-grace", o.reclaimGrace, 0}, {"orphan-age", o.orphanAge, 0},
+		{"compaction-age", o.compactionAge, 0}, {"producer-id-expiration", o.producerIDExpiration, 0}} {
+		if d.v < d.min {
+			bad(d.flag, "%s: must be at least %s", d.v, d.min)
+		}
+	}
+	if o.compactionChunkBytes < 1<<10 || o.compactionChunkBytes > 256<<20 {
+		bad("compaction-chunk-bytes", "%s: must be between 1KiB and 256MiB", &o.compactionChunkBytes)
+	}
+	if o.compactionObjectBytes < o.compactionChunkBytes || o.compactionObjectBytes > 256<<20 {
+		bad("compaction-object-bytes", "%s: must be at least %s and at most 256MiB", &o.compactionObjectBytes, o.name("compaction-chunk-bytes"))
 	}
 	if o.logFormat != "text" && o.logFormat != "json" {
 		bad("log-format", "%q: must be text or json", o.logFormat)
@@ -353,5 +401,42 @@ func (b *byteSize) Set(s string) error {
 		return fmt.Errorf("%q is too large", s)
 	}
 	*b = byteSize(n * mult)
+	return nil
+}
+
+// retention is a flag.Value for a retention period: a Go duration, a
+// number of days ("7d"), or -1 (or "forever") to keep forever.
+type retention time.Duration
+
+func (r *retention) String() string {
+	d := time.Duration(*r)
+	switch {
+	case d < 0:
+		return "-1"
+	case d > 0 && d%(24*time.Hour) == 0:
+		return fmt.Sprintf("%dd", d/(24*time.Hour))
+	}
+	return d.String()
+}
+
+func (r *retention) Set(s string) error {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "-1" || s == "forever":
+		*r = retention(-1)
+		return nil
+	case strings.HasSuffix(s, "d"):
+		n, err := strconv.Atoi(strings.TrimSuffix(s, "d"))
+		if err != nil || n < 0 || n > 100*365 {
+			return fmt.Errorf("%q is not a number of days", s)
+		}
+		*r = retention(time.Duration(n) * 24 * time.Hour)
+		return nil
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil || d < 0 {
+		return fmt.Errorf("%q is not a duration (want e.g. 168h, 7d, 30m, or -1 for forever)", s)
+	}
+	*r = retention(d)
 	return nil
 }

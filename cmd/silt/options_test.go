@@ -74,6 +74,12 @@ func TestInvalidConfigurationNamesTheFlag(t *testing.T) {
 		{[]string{"--log-format", "xml"}, nil, "--log-format"},
 		{[]string{"--log-level", "loud"}, nil, "--log-level"},
 		{[]string{"--data-dir", ""}, nil, "--data-dir"},
+		{[]string{"--default-retention", "a week"}, nil, "default-retention"},
+		{[]string{"--default-retention", "-5s"}, nil, "default-retention"},
+		{[]string{"--default-retention-bytes", "-2"}, nil, "--default-retention-bytes"},
+		{[]string{"--reclaim-grace", "-1s"}, nil, "--reclaim-grace"},
+		{[]string{"--compaction-chunk-bytes", "8MiB", "--compaction-object-bytes", "4MiB"}, nil, "--compaction-object-bytes"},
+		{nil, map[string]string{"SILT_DEFAULT_RETENTION": "soon"}, "SILT_DEFAULT_RETENTION (for --default-retention)"},
 		{[]string{"--no-such-flag"}, nil, "no-such-flag"},
 		{[]string{"extra"}, nil, "unexpected argument"},
 		{nil, map[string]string{"SILT_DEFAULT_PARTITIONS": "many"}, "SILT_DEFAULT_PARTITIONS (for --default-partitions)"},
@@ -163,5 +169,29 @@ func TestReachable(t *testing.T) {
 		if got := reachable(in); got != want {
 			t.Errorf("reachable(%q) = %q, want %q", in, got, want)
 		}
+	}
+}
+
+func TestRetentionFlags(t *testing.T) {
+	o, err := parseOptions("dev", nil, env(nil), &bytes.Buffer{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if time.Duration(o.defaultRetention) != 7*24*time.Hour || o.defaultRetentionBytes != -1 || !o.janitor || !o.compaction {
+		t.Fatalf("defaults: retention %v, bytes %d, janitor %v, compaction %v", time.Duration(o.defaultRetention), o.defaultRetentionBytes, o.janitor, o.compaction)
+	}
+	for in, want := range map[string]time.Duration{"-1": -1, "forever": -1, "3d": 72 * time.Hour, "90m": 90 * time.Minute, "0s": 0} {
+		o, err := parseOptions("dev", []string{"--default-retention", in}, env(nil), &bytes.Buffer{})
+		if err != nil || time.Duration(o.defaultRetention) != want {
+			t.Errorf("--default-retention %s: %v, %v; want %v", in, time.Duration(o.defaultRetention), err, want)
+		}
+	}
+	o, err = parseOptions("dev", []string{"--default-retention-bytes", "1GiB", "--janitor=false"}, env(nil), &bytes.Buffer{})
+	if err != nil || o.defaultRetentionBytes != 1<<30 || o.janitor {
+		t.Fatalf("retention bytes %d, janitor %v, %v", o.defaultRetentionBytes, o.janitor, err)
+	}
+	d := topicDefaults(o)
+	if d.RetentionBytes != 1<<30 || d.Default("retention.ms") != "604800000" {
+		t.Fatalf("topic defaults %+v", d)
 	}
 }

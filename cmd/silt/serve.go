@@ -20,6 +20,7 @@ import (
 
 	"github.com/siltdata/silt/agent"
 	"github.com/siltdata/silt/agent/admin"
+	"github.com/siltdata/silt/janitor"
 	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/metastore/postgres"
 	"github.com/siltdata/silt/metastore/sqlite"
@@ -118,6 +119,31 @@ func serve(ctx context.Context, stop func(), o options, stdout, stderr io.Writer
 		adminAddr = reachable(adm.Addr())
 	}
 
+	// The storage lifecycle: this agent takes part in electing the one
+	// janitor of the cluster; it stops (and gives up the lease) before the
+	// agent shuts down.
+	jctx, stopJanitor := context.WithCancel(context.Background())
+	janitorDone := make(chan struct{})
+	if o.janitor {
+		j, err := janitor.New(janitorConfig(o, ag.ID(), cfg.Ingest.KeyPrefix), store, bucket, logger, reg)
+		if err != nil {
+			logger.Error("create janitor", "err", err)
+			stopJanitor()
+			shutdownAgent(ag, logger)
+			return exitFailed
+		}
+		go func() {
+			defer close(janitorDone)
+			_ = j.Run(jctx)
+		}()
+	} else {
+		close(janitorDone)
+	}
+	defer func() {
+		stopJanitor()
+		<-janitorDone
+	}()
+
 	kafkaAddr := reachable(ag.Addr())
 	logger.Info("silt started", "mode", o.mode, "version", version(), "kafka", ag.Addr(), "admin", adminAddr)
 	if o.mode == "dev" {
@@ -131,6 +157,8 @@ func serve(ctx context.Context, stop func(), o options, stdout, stderr io.Writer
 	stop()
 	draining.Store(true)
 	logger.Info("shutting down: flushing buffered records")
+	stopJanitor()
+	<-janitorDone
 	status := exitOK
 	if !shutdownAgent(ag, logger) {
 		status = exitFailed
@@ -219,9 +247,9 @@ func waitAdvertisedFile(ctx context.Context, file string, limit time.Duration) (
 }
 
 // openStorage opens the metastore and the bucket the options name.
-func openStorage(ctx context.Context, o options, logger *slog.Logger) (metastore.Store, objstore.Bucket, error) {
+func openStorage(ctx context.Context, o options, logger *slog.Logger) (metastore.Backend, objstore.Bucket, error) {
 	var (
-		store  metastore.Store
+		store  metastore.Backend
 		bucket objstore.Bucket
 		err    error
 	)

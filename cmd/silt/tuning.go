@@ -1,6 +1,12 @@
 package main
 
-import "github.com/siltdata/silt/agent"
+import (
+	"time"
+
+	"github.com/siltdata/silt/agent"
+	"github.com/siltdata/silt/janitor"
+	"github.com/siltdata/silt/topicconfig"
+)
 
 // applyTuning maps the produce-buffer and read-cache flags onto the ingest
 // and fetch configurations (their defaults are the flags' defaults).
@@ -11,4 +17,27 @@ func applyTuning(cfg *agent.Config, o options, cacheDir string) {
 	cfg.QueuedRequestBytes = int64(o.maxQueuedBytes)
 	cfg.Fetch.CacheDir = cacheDir
 	cfg.Fetch.CacheBytes = int64(o.cacheBytes)
+	cfg.TopicDefaults = topicDefaults(o)
+}
+
+// topicDefaults are the cluster's topic config defaults the flags set.
+func topicDefaults(o options) topicconfig.Defaults {
+	return topicconfig.Defaults{Retention: time.Duration(o.defaultRetention), RetentionBytes: int64(o.defaultRetentionBytes)}
+}
+
+// janitorConfig maps the options onto janitor.Config; holder is the
+// agent's id.
+func janitorConfig(o options, holder string, keyPrefix string) janitor.Config {
+	c := janitor.DefaultConfig()
+	c.Holder = holder
+	c.Defaults = topicDefaults(o)
+	c.Interval = o.janitorInterval
+	c.Grace = o.reclaimGrace
+	c.OrphanAge = o.orphanAge
+	c.Compact = o.compaction
+	c.CompactAge = o.compactionAge
+	c.ChunkBytes, c.ObjectBytes = int(o.compactionChunkBytes), int(o.compactionObjectBytes)
+	c.ProducerExpiration = o.producerIDExpiration
+	c.SegmentPrefix = keyPrefix
+	return c
 }
