@@ -125,7 +125,7 @@ func serve(ctx context.Context, stop func(), o options, stdout, stderr io.Writer
 	jctx, stopJanitor := context.WithCancel(context.Background())
 	janitorDone := make(chan struct{})
 	if o.janitor {
-		j, err := janitor.New(janitorConfig(o, ag.ID(), cfg.Ingest.KeyPrefix), store, bucket, logger, reg)
+		j, err := janitor.New(janitorConfig(o, ag.ID(), cfg.Ingest.KeyPrefix, cfg.LeaseTTL), store, bucket, logger, reg)
 		if err != nil {
 			logger.Error("create janitor", "err", err)
 			stopJanitor()

@@ -26,10 +26,12 @@ func topicDefaults(o options) topicconfig.Defaults {
 }
 
 // janitorConfig maps the options onto janitor.Config; holder is the
-// agent's id.
-func janitorConfig(o options, holder string, keyPrefix string) janitor.Config {
+// agent's id. The janitor's lease lives as long as the agent's own, so a
+// dead agent's janitor is replaced about when its partitions move.
+func janitorConfig(o options, holder, keyPrefix string, leaseTTL time.Duration) janitor.Config {
 	c := janitor.DefaultConfig()
 	c.Holder = holder
+	c.LeaseTTL = leaseTTL
 	c.Defaults = topicDefaults(o)
 	c.Interval = o.janitorInterval
 	c.Grace = o.reclaimGrace

@@ -73,6 +73,9 @@ type silt struct {
 	t    testing.TB
 	args []string // subcommand and flags
 	env  []string
+	// Where its bucket is: a directory (dev) or an S3 bucket (agent).
+	bucketDir string
+	s3        *harness.S3Config
 	// onLog, when set before Start, sees every chunk of the process's
 	// stderr (whole log lines: slog writes one line per call).
 	onLog func([]byte)
@@ -115,8 +118,11 @@ func forEachBackend(t *testing.T, fn func(t *testing.T, newSilt func(t testing.T
 
 // newDev defines a `silt dev` on free ports with its own data directory.
 func newDev(t testing.TB, extra ...string) *silt {
-	args := []string{"dev", "--data-dir", t.TempDir(), "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "debug"}
-	return newSilt(t, append(args, extra...), nil)
+	dir := t.TempDir()
+	args := []string{"dev", "--data-dir", dir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "debug"}
+	s := newSilt(t, append(args, extra...), nil)
+	s.bucketDir = filepath.Join(dir, "bucket")
+	return s
 }
 
 // newAgent defines a `silt agent` on free ports against a fresh Postgres
@@ -132,7 +138,9 @@ func newAgent(t testing.TB, extra ...string) *silt {
 func newAgentOn(t testing.TB, pg string, s3 harness.S3Config, extra ...string) *silt {
 	args := []string{"agent", "--metastore", pg, "--bucket", s3.URL(), "--listen", "127.0.0.1:0",
 		"--admin-listen", "127.0.0.1:0", "--cache-dir", t.TempDir(), "--log-format", "text", "--log-level", "debug"}
-	return newSilt(t, append(args, extra...), s3.Env())
+	s := newSilt(t, append(args, extra...), s3.Env())
+	s.s3 = &s3
+	return s
 }
 
 func newSilt(t testing.TB, args, env []string) *silt {
