@@ -6,10 +6,11 @@ package agent
 //   - v0-v5 name topics; v6 names them or gives their ids (both set is
 //     INVALID_REQUEST, an unknown id UNKNOWN_TOPIC_ID, an unknown name
 //     UNKNOWN_TOPIC_OR_PARTITION).
-//   - Deletion removes the topic, its batch index, producer state and
-//     committed offsets in the metastore; segment objects are left for
-//     garbage collection. This agent's topic cache forgets the topic at
-//     once; other agents within topicCacheTTL.
+//   - Deletion removes the topic (its name is free again at once), its
+//     producer state and committed offsets in the metastore; its batch
+//     index rows and the objects only they use are reclaimed by the
+//     storage janitor in bounded steps. This agent's topic cache forgets
+//     the topic at once; other agents within topicCacheTTL.
 //
 // Differences from Kafka: none intended; deletion is complete when
 // answered (Kafka's is asynchronous).

@@ -240,7 +240,7 @@ func (j *Janitor) Run(ctx context.Context) error {
 			go func() {
 				defer close(done)
 				defer cancel()
-				j.pass(pctx, passLease)
+				_ = j.pass(pctx, passLease) // logged and counted by pass
 			}()
 		}
 		due.Reset(max(time.Until(next), 0))

@@ -60,7 +60,7 @@ func runStorage(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "silt storage: open metastore %s: %v\n", redactURL(target), err)
 		return exitFailed
 	}
-	defer store.Close()
+	defer func() { _ = store.Close() }()
 	st, err := store.StorageStats(ctx)
 	if err != nil {
 		fmt.Fprintf(stderr, "silt storage: %v\n", err)
@@ -87,7 +87,7 @@ func printStorage(w io.Writer, st metastore.StorageStats) {
 		fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t\n", n, humanBytes(t.Bytes), t.Rows, humanBytes(t.Uncompacted), rowsPerGiB(t))
 	}
 	fmt.Fprintf(tw, "(all topics)\t%s\t%d\t%s\t%s\t\n", humanBytes(total.Bytes), total.Rows, humanBytes(total.Uncompacted), rowsPerGiB(total))
-	tw.Flush()
+	_ = tw.Flush()
 	fmt.Fprintln(w)
 	tw = tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "objects\tcount\tbytes\t")
@@ -96,7 +96,7 @@ func printStorage(w io.Writer, st metastore.StorageStats) {
 		fmt.Fprintf(tw, "%s\t%d\t%s\t\n", s, c.Objects, humanBytes(c.Bytes))
 	}
 	fmt.Fprintf(tw, "of which compacted\t%d\t%s\t\n", st.CompactedSegments.Objects, humanBytes(st.CompactedSegments.Bytes))
-	tw.Flush()
+	_ = tw.Flush()
 	fmt.Fprintln(w, "\nbytes: record batches as producers sent them; object bytes: as stored (after silt's compression).")
 	fmt.Fprintln(w, "dead objects are deleted once --reclaim-grace has passed; pending ones are uploads not yet committed.")
 }

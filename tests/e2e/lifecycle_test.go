@@ -325,15 +325,9 @@ func TestDeleteRecordsAndTopics(t *testing.T) {
 		if ends, err := adm.ListEndOffsets(ctx, "drop"); err != nil || ends["drop"][0].Offset != 0 {
 			t.Fatalf("recreated topic's end %v, %v", ends, err)
 		}
-		// What remains of keep reads back from the start offsets on.
-		var want []acked
-		for _, a := range keep {
-			if a.Partition == 1 || a.Offset >= 4 { // the batch holding 6 starts at 4
-				want = append(want, a)
-			}
-		}
+		// What remains of keep reads back from the start offsets on (the
+		// batch holding 6 comes whole; librdkafka skips what lies below).
 		got := kcatRead(t, ctx, s.Kafka(), "keep")
-		slices.SortFunc(got, func(a, b acked) int { return int(a.Offset - b.Offset) })
 		var fromStart []acked
 		for _, a := range keep {
 			if a.Partition == 1 || a.Offset >= 6 {
