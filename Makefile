@@ -6,7 +6,7 @@ GO    ?= go
 SILT_CACHE ?= $(HOME)/.cache/silt
 export SILT_CACHE
 
-.PHONY: run build test test-deps fuzz bench bench-full bench-micro lint clean
+.PHONY: run build test test-deps fuzz bench bench-full bench-micro soak lint clean
 
 ## run: start a single-node silt with embedded defaults on 127.0.0.1:9092
 run: build
@@ -51,6 +51,12 @@ bench-full: test-deps
 ## bench-micro: the Go micro benchmarks (segment codec, metastore, read path, ...)
 bench-micro: test-deps
 	$(GO) test -run='^$$' -bench=. -benchmem ./...
+
+## soak: the retention soak (SOAK=10m of production, ~15 min): bucket bytes
+## and index rows must stay flat; writes tests/soak/results/latest.md
+SOAK ?= 10m
+soak: test-deps
+	$(GO) test -run='^TestRetentionSoak$$' -v -count=1 -timeout=60m ./tests/soak -args -soak -soak-duration=$(SOAK)
 
 ## lint: gofmt, go vet, terraform fmt and golangci-lint (.golangci.yml; the
 ## pinned version is built once into $(SILT_CACHE)/bin)

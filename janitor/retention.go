@@ -24,8 +24,8 @@ func (j *Janitor) retain(ctx context.Context, l metastore.Lease, p metastore.Sto
 		}
 		req.RetainBytes = cfg.RetentionBytes
 	}
-	if !req.All && req.TimestampBelow == 0 && req.RetainBytes < 0 && p.Rows == 0 {
-		return nil // nothing could go
+	if !req.All && !frontGoes(p, req) {
+		return nil // the first row stays, so every row does: no transaction
 	}
 	start := p.LogStartOffset
 	for {
@@ -60,6 +60,16 @@ func (j *Janitor) retain(ctx context.Context, l metastore.Lease, p metastore.Sto
 		j.logger.Debug("deleted topic's partition reclaimed", "topic_id", p.Topic.String(), "partition", p.Partition)
 	}
 	return nil
+}
+
+// frontGoes reports whether Retain would remove the partition's first row
+// (the rules of metastore.Lifecycle.Retain, applied to what
+// StoredPartitions said of it).
+func frontGoes(p metastore.StoredPartition, req metastore.RetainRequest) bool {
+	f := p.Front
+	return p.FrontOK && (f.LastOffset < p.LogStartOffset ||
+		req.TimestampBelow != 0 && f.MaxTimestamp < req.TimestampBelow ||
+		req.RetainBytes >= 0 && p.Bytes-int64(f.Len) >= req.RetainBytes)
 }
 
 // reasonNames label the retention metrics, by metastore.Retain* reason.

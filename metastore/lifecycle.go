@@ -153,6 +153,12 @@ type StoredPartition struct {
 	// hold CompactedBytes of Bytes.
 	CompactedOffset int64
 	CompactedBytes  int64
+	// Front is the partition's first index row (only its offsets, max
+	// timestamp and length are set); FrontOK is false when it has none.
+	// It tells the janitor whether Retain would remove anything without
+	// a transaction per partition.
+	Front   Batch
+	FrontOK bool
 }
 
 // RetainRequest says which front rows of a partition Retain removes.

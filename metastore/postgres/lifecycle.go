@@ -119,9 +119,15 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 
 // StoredPartitions implements metastore.Lifecycle.
 func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([]metastore.StoredPartition, error) {
-	rows, err := s.pool.Query(ctx, `SELECT id, topic_id, partition, deleted, log_start_offset, high_watermark,
-			bytes, rows, compacted_offset, compacted_bytes
-		FROM partitions WHERE id > $1 ORDER BY id LIMIT $2`, after, limit)
+	rows, err := s.pool.Query(ctx, `SELECT p.id, p.topic_id, p.partition, p.deleted, p.log_start_offset, p.high_watermark,
+			p.bytes, p.rows, p.compacted_offset, p.compacted_bytes,
+			coalesce(f.base_offset, -1), coalesce(f.last_offset, -1), coalesce(f.max_timestamp, 0), coalesce(f.len, 0)
+		FROM partitions p
+		LEFT JOIN LATERAL (
+			SELECT base_offset, last_offset, max_timestamp, len FROM batches b
+			WHERE b.partition_id = p.id ORDER BY b.last_offset LIMIT 1
+		) f ON true
+		WHERE p.id > $1 ORDER BY p.id LIMIT $2`, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -131,8 +137,10 @@ func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([
 			topic pgtype.UUID
 		)
 		err := r.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark,
-			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes)
+			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes,
+			&p.Front.BaseOffset, &p.Front.LastOffset, &p.Front.MaxTimestamp, &p.Front.Len)
 		p.Topic = topic.Bytes
+		p.FrontOK = p.Front.LastOffset >= 0
 		return p, err
 	})
 }

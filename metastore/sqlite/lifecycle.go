@@ -120,9 +120,12 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 
 // StoredPartitions implements metastore.Lifecycle.
 func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([]metastore.StoredPartition, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT id, topic_id, partition, deleted,
-			log_start_offset, high_watermark, bytes, rows, compacted_offset, compacted_bytes
-		FROM partitions WHERE id > ? ORDER BY id LIMIT ?`, after, limit)
+	rows, err := s.r.QueryContext(ctx, `SELECT p.id, p.topic_id, p.partition, p.deleted,
+			p.log_start_offset, p.high_watermark, p.bytes, p.rows, p.compacted_offset, p.compacted_bytes,
+			coalesce(f.base_offset, -1), coalesce(f.last_offset, -1), coalesce(f.max_timestamp, 0), coalesce(f.len, 0)
+		FROM partitions p LEFT JOIN batches f ON f.partition_id = p.id
+			AND f.last_offset = (SELECT min(last_offset) FROM batches WHERE partition_id = p.id)
+		WHERE p.id > ? ORDER BY p.id LIMIT ?`, after, limit)
 	if err != nil {
 		return nil, err
 	}
@@ -134,10 +137,12 @@ func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([
 			topic []byte
 		)
 		if err := rows.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark,
-			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes); err != nil {
+			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes,
+			&p.Front.BaseOffset, &p.Front.LastOffset, &p.Front.MaxTimestamp, &p.Front.Len); err != nil {
 			return nil, err
 		}
 		copy(p.Topic[:], topic)
+		p.FrontOK = p.Front.LastOffset >= 0
 		out = append(out, p)
 	}
 	return out, rows.Err()

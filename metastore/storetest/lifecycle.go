@@ -183,6 +183,12 @@ func testRetention(t *testing.T, s metastore.Backend) {
 	if p.Rows != 4 || p.Bytes != 40 || p.HighWatermark != 8 {
 		t.Fatalf("stored %+v, want 4 rows of 40 bytes, high watermark 8", p)
 	}
+	if !p.FrontOK || p.Front.BaseOffset != 0 || p.Front.LastOffset != 1 || p.Front.MaxTimestamp != 100 || p.Front.Len != 10 {
+		t.Fatalf("front row %+v (%v), want [0, 1] ts 100 len 10", p.Front, p.FrontOK)
+	}
+	if empty := storedPartition(t, s, metastore.TopicPartition{Topic: top.ID, Partition: 2}); empty.FrontOK {
+		t.Fatalf("empty partition has a front row %+v", empty.Front)
+	}
 
 	// Time: the rows older than 250 go, from the front.
 	res := retain(t, s, l, metastore.RetainRequest{PartitionID: p.ID, TimestampBelow: 250, RetainBytes: -1})
