@@ -100,7 +100,10 @@ func TestRetentionSoak(t *testing.T) {
 	}
 
 	// Produce distinct random 1 KiB values at the rate, until the end.
-	var produced, failed atomic.Int64
+	var (
+		produced, failed atomic.Int64
+		firstErr         atomic.Value
+	)
 	pctx, stopProduce := context.WithTimeout(ctx, *duration)
 	defer stopProduce()
 	prodDone := make(chan struct{})
@@ -119,9 +122,12 @@ func TestRetentionSoak(t *testing.T) {
 			for range perTick {
 				v := make([]byte, size)
 				_, _ = rand.Read(v)
-				cl.Produce(pctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
+				// ctx, not pctx: records in flight when production stops
+				// must still be delivered.
+				cl.Produce(ctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
 					if err != nil {
 						failed.Add(1)
+						firstErr.CompareAndSwap(nil, err)
 						return
 					}
 					produced.Add(int64(len(r.Value)))
@@ -164,7 +170,7 @@ func TestRetentionSoak(t *testing.T) {
 	}
 	cl.Flush(ctx)
 	if f := failed.Load(); f > 0 {
-		t.Errorf("%d records failed to produce", f)
+		t.Errorf("%d records failed to produce, the first with: %v", f, firstErr.Load())
 	}
 
 	// Flat: after the warm-up (retention + grace + a compaction round),
