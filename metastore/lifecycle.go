@@ -96,11 +96,22 @@ type Lifecycle interface {
 	// pointing into a compacted object, in one transaction: the object's
 	// key must be pending (AddPendingSegment, before its upload) and
 	// becomes committed; the old rows' segments lose their references.
+	// With no new rows (and no key), the old rows are removed: log
+	// compaction by key found none of their records worth keeping.
 	// It refuses with ErrSwapConflict, changing nothing, unless exactly
 	// the rows in Swap.Old are still there: a concurrent retention step
 	// or another swap always wins. Errors: ErrSwapConflict,
 	// ErrSegmentGone, ErrLeaseLost.
 	SwapRows(ctx context.Context, fence Lease, swap Swap) error
+	// MarkCleaned moves a partition's cleaned offset (the log compaction
+	// checkpoint, StoredPartition.CleanedOffset) up to offset. Errors:
+	// ErrUnknownTopicOrPartition, ErrLeaseLost.
+	MarkCleaned(ctx context.Context, fence Lease, partitionID, offset int64) error
+	// ProducerTails returns, for each producer with idempotence state on
+	// the partition, the last offset of the last batch it wrote there:
+	// log compaction keeps such a batch (emptied if need be), as Kafka's
+	// cleaner does, so the producer's sequence stays in the log.
+	ProducerTails(ctx context.Context, partitionID int64) (map[int64]int64, error)
 
 	// ClaimOrphans marks up to limit segments that are still pending
 	// (uploaded, never committed) after olderThan as dead: a commit of
@@ -153,6 +164,9 @@ type StoredPartition struct {
 	// hold CompactedBytes of Bytes.
 	CompactedOffset int64
 	CompactedBytes  int64
+	// CleanedOffset is log compaction's checkpoint: below it the log
+	// holds at most one record per key (as of the last cleaning).
+	CleanedOffset int64
 	// Front is the partition's first index row (only its offsets, max
 	// timestamp and length are set); FrontOK is false when it has none.
 	// It tells the janitor whether Retain would remove anything without
@@ -228,7 +242,8 @@ type Swap struct {
 	// Old are the consecutive rows being replaced, in offset order, as
 	// IndexRows returned them.
 	Old []IndexRow
-	// Key and Size name the compacted object holding the new rows.
+	// Key and Size name the compacted object holding the new rows
+	// (empty with no new rows).
 	Key  string
 	Size int64
 	// New are the rows pointing into it, in offset order (their
@@ -240,7 +255,7 @@ type Swap struct {
 // the index): old rows in ascending offset order, new rows ascending without
 // overlap and within the old rows' offsets.
 func CheckSwap(s Swap) error {
-	if len(s.Old) == 0 || len(s.New) == 0 || s.Key == "" {
+	if len(s.Old) == 0 || (len(s.New) == 0) != (s.Key == "") {
 		return fmt.Errorf("%w: %d old rows, %d new rows, key %q", ErrInvalidSwap, len(s.Old), len(s.New), s.Key)
 	}
 	for i := 1; i < len(s.Old); i++ {
@@ -257,6 +272,18 @@ func CheckSwap(s Swap) error {
 		prev = b.LastOffset
 	}
 	return nil
+}
+
+// SwapCompacted is how a swap of the rows [first, last] (oldCompacted of
+// whose bytes lay below the compacted offset co) moves the compacted offset
+// and bytes, for the backends: a swap that starts at or below co extends
+// the compacted prefix past its rows, which now hold newBytes; one above
+// co (there is none today) leaves both alone.
+func SwapCompacted(co, first, last, newBytes, oldCompacted int64) (newCO, compactedDelta int64) {
+	if first > co {
+		return co, 0
+	}
+	return max(co, last+1), newBytes - oldCompacted
 }
 
 // SegmentInfo names a segment object.

@@ -120,7 +120,7 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 // StoredPartitions implements metastore.Lifecycle.
 func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([]metastore.StoredPartition, error) {
 	rows, err := s.pool.Query(ctx, `SELECT p.id, p.topic_id, p.partition, p.deleted, p.log_start_offset, p.high_watermark,
-			p.bytes, p.rows, p.compacted_offset, p.compacted_bytes,
+			p.bytes, p.rows, p.compacted_offset, p.compacted_bytes, p.cleaned_offset,
 			coalesce(f.base_offset, -1), coalesce(f.last_offset, -1), coalesce(f.max_timestamp, 0), coalesce(f.len, 0)
 		FROM partitions p
 		LEFT JOIN LATERAL (
@@ -137,7 +137,7 @@ func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([
 			topic pgtype.UUID
 		)
 		err := r.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark,
-			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes,
+			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes, &p.CleanedOffset,
 			&p.Front.BaseOffset, &p.Front.LastOffset, &p.Front.MaxTimestamp, &p.Front.Len)
 		p.Topic = topic.Bytes
 		p.FrontOK = p.Front.LastOffset >= 0
@@ -319,12 +319,14 @@ func (s *Store) SwapRows(ctx context.Context, fence metastore.Lease, swap metast
 			segID int64
 			state string
 		)
-		err = tx.QueryRow(ctx, `SELECT id, state FROM segments WHERE key = $1 FOR UPDATE`, swap.Key).Scan(&segID, &state)
-		if errors.Is(err, pgx.ErrNoRows) || err == nil && state != "pending" {
-			return fmt.Errorf("swap to %s (%s): %w", swap.Key, state, metastore.ErrSegmentGone)
-		}
-		if err != nil {
-			return err
+		if swap.Key != "" {
+			err = tx.QueryRow(ctx, `SELECT id, state FROM segments WHERE key = $1 FOR UPDATE`, swap.Key).Scan(&segID, &state)
+			if errors.Is(err, pgx.ErrNoRows) || err == nil && state != "pending" {
+				return fmt.Errorf("swap to %s (%s): %w", swap.Key, state, metastore.ErrSegmentGone)
+			}
+			if err != nil {
+				return err
+			}
 		}
 		// Exactly the old rows must be there, in the same segments.
 		var stored []int64 // last offset, segment id pairs
@@ -396,15 +398,52 @@ func (s *Store) SwapRows(ctx context.Context, fence metastore.Lease, swap metast
 		if err := unref(ctx, tx, refs); err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `UPDATE segments SET state = 'committed', size = $2, refs = $3, compacted = true WHERE id = $1`,
-			segID, swap.Size, n); err != nil {
-			return err
+		if swap.Key != "" {
+			if _, err := tx.Exec(ctx, `UPDATE segments SET state = 'committed', size = $2, refs = $3, compacted = true WHERE id = $1`,
+				segID, swap.Size, n); err != nil {
+				return err
+			}
 		}
+		co, cdelta := metastore.SwapCompacted(p.co, first.BaseOffset, last.LastOffset, newBytes, oldCompacted)
 		_, err = tx.Exec(ctx, `UPDATE partitions SET bytes = bytes + $2, rows = rows + $3,
-			compacted_offset = greatest(compacted_offset, $4), compacted_bytes = compacted_bytes + $5 WHERE id = $1`,
-			swap.PartitionID, newBytes-oldBytes, n-len(swap.Old), last.LastOffset+1, newBytes-oldCompacted)
+			compacted_offset = $4, compacted_bytes = compacted_bytes + $5 WHERE id = $1`,
+			swap.PartitionID, newBytes-oldBytes, n-len(swap.Old), co, cdelta)
 		return err
 	})
+}
+
+// MarkCleaned implements metastore.Lifecycle.
+func (s *Store) MarkCleaned(ctx context.Context, fence metastore.Lease, partitionID, offset int64) error {
+	return s.fenced(ctx, fence, func(tx pgx.Tx) error {
+		tag, err := tx.Exec(ctx, `UPDATE partitions SET cleaned_offset = greatest(cleaned_offset, $2) WHERE id = $1`, partitionID, offset)
+		if err != nil {
+			return err
+		}
+		if tag.RowsAffected() == 0 {
+			return fmt.Errorf("partition id %d: %w", partitionID, metastore.ErrUnknownTopicOrPartition)
+		}
+		return nil
+	})
+}
+
+// ProducerTails implements metastore.Lifecycle: the last batch of each
+// producer's window, its record count from its sequences (which wrap from
+// MaxInt32 to 0).
+func (s *Store) ProducerTails(ctx context.Context, partitionID int64) (map[int64]int64, error) {
+	rows, err := s.pool.Query(ctx, `SELECT producer_id,
+			base_offsets[cardinality(base_offsets)]
+			+ ((last_seqs[cardinality(last_seqs)]::bigint - first_seqs[cardinality(first_seqs)]::bigint + 2147483648) % 2147483648)
+		FROM producer_state WHERE partition_id = $1 AND cardinality(base_offsets) > 0`, partitionID)
+	if err != nil {
+		return nil, err
+	}
+	tails := map[int64]int64{}
+	var pid, last int64
+	_, err = pgx.ForEachRow(rows, []any{&pid, &last}, func() error {
+		tails[pid] = last
+		return nil
+	})
+	return tails, err
 }
 
 // ClaimOrphans implements metastore.Lifecycle.

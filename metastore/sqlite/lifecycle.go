@@ -3,6 +3,7 @@ package sqlite
 import (
 	"context"
 	"database/sql"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"strings"
@@ -121,7 +122,7 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 // StoredPartitions implements metastore.Lifecycle.
 func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([]metastore.StoredPartition, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT p.id, p.topic_id, p.partition, p.deleted,
-			p.log_start_offset, p.high_watermark, p.bytes, p.rows, p.compacted_offset, p.compacted_bytes,
+			p.log_start_offset, p.high_watermark, p.bytes, p.rows, p.compacted_offset, p.compacted_bytes, p.cleaned_offset,
 			coalesce(f.base_offset, -1), coalesce(f.last_offset, -1), coalesce(f.max_timestamp, 0), coalesce(f.len, 0)
 		FROM partitions p LEFT JOIN batches f ON f.partition_id = p.id
 			AND f.last_offset = (SELECT min(last_offset) FROM batches WHERE partition_id = p.id)
@@ -137,7 +138,7 @@ func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([
 			topic []byte
 		)
 		if err := rows.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark,
-			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes,
+			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes, &p.CleanedOffset,
 			&p.Front.BaseOffset, &p.Front.LastOffset, &p.Front.MaxTimestamp, &p.Front.Len); err != nil {
 			return nil, err
 		}
@@ -330,9 +331,11 @@ func (s *Store) SwapRows(ctx context.Context, fence metastore.Lease, swap metast
 		if err != nil {
 			return err
 		}
-		segID, err := s.pendingSegment(ctx, tx, swap.Key)
-		if err != nil {
-			return fmt.Errorf("swap to %s: %w", swap.Key, err)
+		var segID int64
+		if swap.Key != "" {
+			if segID, err = s.pendingSegment(ctx, tx, swap.Key); err != nil {
+				return fmt.Errorf("swap to %s: %w", swap.Key, err)
+			}
 		}
 		// Exactly the old rows must be there, in the same segments.
 		rows, err := tx.QueryContext(ctx, `SELECT last_offset, segment_id FROM batches
@@ -392,16 +395,63 @@ func (s *Store) SwapRows(ctx context.Context, fence metastore.Lease, swap metast
 		if err := s.unref(ctx, tx, refs); err != nil {
 			return err
 		}
-		if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 'committed', size = ?, refs = ?, compacted = 1 WHERE id = ?`,
-			swap.Size, len(swap.New), segID); err != nil {
-			return err
+		if swap.Key != "" {
+			if _, err := tx.ExecContext(ctx, `UPDATE segments SET state = 'committed', size = ?, refs = ?, compacted = 1 WHERE id = ?`,
+				swap.Size, len(swap.New), segID); err != nil {
+				return err
+			}
 		}
-		co := max(p.co, last.LastOffset+1)
+		co, cdelta := metastore.SwapCompacted(p.co, first.BaseOffset, last.LastOffset, newBytes, oldCompacted)
 		_, err = tx.ExecContext(ctx, `UPDATE partitions SET bytes = bytes + ?, rows = rows + ?,
 			compacted_offset = ?, compacted_bytes = compacted_bytes + ? WHERE id = ?`,
-			newBytes-oldBytes, len(swap.New)-len(swap.Old), co, newBytes-oldCompacted, swap.PartitionID)
+			newBytes-oldBytes, len(swap.New)-len(swap.Old), co, cdelta, swap.PartitionID)
 		return err
 	})
+}
+
+// MarkCleaned implements metastore.Lifecycle.
+func (s *Store) MarkCleaned(ctx context.Context, fence metastore.Lease, partitionID, offset int64) error {
+	return s.write(ctx, func(tx *sql.Tx) error {
+		if err := s.checkFence(ctx, tx, fence); err != nil {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `UPDATE partitions SET cleaned_offset = max(cleaned_offset, ?) WHERE id = ?`, offset, partitionID)
+		if err != nil {
+			return err
+		}
+		if n, _ := res.RowsAffected(); n == 0 {
+			return fmt.Errorf("partition id %d: %w", partitionID, metastore.ErrUnknownTopicOrPartition)
+		}
+		return nil
+	})
+}
+
+// ProducerTails implements metastore.Lifecycle.
+func (s *Store) ProducerTails(ctx context.Context, partitionID int64) (map[int64]int64, error) {
+	rows, err := s.r.QueryContext(ctx, `SELECT producer_id, batches FROM producer_state WHERE partition_id = ?`, partitionID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	tails := map[int64]int64{}
+	for rows.Next() {
+		var (
+			pid int64
+			js  string
+			st  producerState
+		)
+		if err := rows.Scan(&pid, &js); err != nil {
+			return nil, err
+		}
+		if err := json.Unmarshal([]byte(js), &st.Batches); err != nil {
+			return nil, fmt.Errorf("producer state %d: %w", pid, err)
+		}
+		if n := len(st.Batches); n > 0 {
+			b := st.Batches[n-1]
+			tails[pid] = b.BaseOffset + int64(seqCount(b.FirstSeq, b.LastSeq)) - 1
+		}
+	}
+	return tails, rows.Err()
 }
 
 // ClaimOrphans implements metastore.Lifecycle.

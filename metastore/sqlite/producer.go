@@ -51,6 +51,15 @@ func lastSequence(base, records int32) int32 {
 	return base + inc
 }
 
+// seqCount is how many records a batch from sequence first to last holds:
+// sequences wrap from MaxInt32 to 0.
+func seqCount(first, last int32) int32 {
+	if last >= first {
+		return last - first + 1
+	}
+	return math.MaxInt32 - first + last + 2
+}
+
 // check decides an idempotent batch against st (nil: the partition has no
 // state for this producer, and any sequence is accepted, as KIP-360 has
 // it). For a duplicate it returns the batch's original base offset.

@@ -3,6 +3,7 @@ package storetest
 import (
 	"errors"
 	"fmt"
+	"math"
 	"slices"
 	"testing"
 	"time"
@@ -493,6 +494,45 @@ func swapSetupOther(t *testing.T, s metastore.Backend) (metastore.TopicPartition
 	rows, err := s.IndexRows(ctx(t), p.ID, 0, 10)
 	must(t, "IndexRows", err)
 	return tp, p, rows
+}
+
+func testCleaning(t *testing.T, s metastore.Backend) {
+	c := ctx(t)
+	l := janitorLease(t, s)
+	top := createTopic(t, s, "t", 1)
+	tp := metastore.TopicPartition{Topic: top.ID}
+	commit(t, s, "a", idem(tp, 7, 0, 0, 3), batch(tp, 2, 100, 10))
+	commit(t, s, "b", idem(tp, 8, 0, math.MaxInt32-1, 4), idem(tp, 7, 0, 3, 2))
+	// Offsets: 7 [0,2], plain [3,4], 8 [5,8] (sequences wrap), 7 [9,10].
+	p := storedPartition(t, s, tp)
+	tails, err := s.ProducerTails(c, p.ID)
+	must(t, "ProducerTails", err)
+	if len(tails) != 2 || tails[7] != 10 || tails[8] != 8 {
+		t.Fatalf("ProducerTails = %v, want 7:10 8:8", tails)
+	}
+	if p.CleanedOffset != 0 {
+		t.Fatalf("cleaned offset %d before any cleaning", p.CleanedOffset)
+	}
+	must(t, "MarkCleaned", s.MarkCleaned(c, l, p.ID, 5))
+	must(t, "MarkCleaned lower", s.MarkCleaned(c, l, p.ID, 2))
+	if p := storedPartition(t, s, tp); p.CleanedOffset != 5 {
+		t.Fatalf("cleaned offset %d, want 5 (it never moves back)", p.CleanedOffset)
+	}
+	wantErr(t, "MarkCleaned unknown", s.MarkCleaned(c, l, -3, 1), metastore.ErrUnknownTopicOrPartition)
+
+	// A swap without new rows removes rows whose records all went.
+	rows, err := s.IndexRows(c, p.ID, 0, 10)
+	must(t, "IndexRows", err)
+	must(t, "SwapRows to nothing", s.SwapRows(c, l, metastore.Swap{PartitionID: p.ID, Old: rows[1:2]}))
+	bs, o, err := s.Batches(c, tp, 3, 1<<20)
+	must(t, "Batches", err)
+	if len(bs) != 2 || bs[0].BaseOffset != 5 || o.LogStartOffset != 0 || o.HighWatermark != 11 {
+		t.Fatalf("after removing [3,4]: %+v, %+v; want the next row, offsets unchanged", bs, o)
+	}
+	if p := storedPartition(t, s, tp); p.Rows != 3 || p.Bytes != 300 || p.CompactedOffset != 0 {
+		t.Fatalf("partition after removing a row %+v; want 3 rows, 300 bytes, nothing compacted", p)
+	}
+	wantErr(t, "swap to nothing with a key", s.SwapRows(c, l, metastore.Swap{PartitionID: p.ID, Old: rows[:1], Key: "k"}), metastore.ErrInvalidSwap)
 }
 
 func testOrphans(t *testing.T, s metastore.Backend) {

@@ -45,6 +45,7 @@ func Run(t *testing.T, open Opener) {
 		{"SegmentReferences", testSegmentReferences},
 		{"SwapRows", testSwapRows},
 		{"SwapConflicts", testSwapConflicts},
+		{"Cleaning", testCleaning},
 		{"Orphans", testOrphans},
 		{"DeletedTopicReclaim", testDeletedTopicReclaim},
 		{"ExpireProducers", testExpireProducers},

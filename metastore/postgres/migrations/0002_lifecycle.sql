@@ -12,12 +12,15 @@ ALTER TABLE partitions ADD COLUMN deleted boolean NOT NULL DEFAULT false;
 -- and the row count), kept by every commit, retention step and swap in the
 -- same row update: size retention and storage metrics never scan the
 -- index. compacted_offset: rows below it point into compacted objects,
--- which hold compacted_bytes of the partition's bytes.
+-- which hold compacted_bytes of the partition's bytes. cleaned_offset:
+-- log compaction by key has made the log below it hold one record per key
+-- (the cleaner's checkpoint: where the dirty part begins).
 ALTER TABLE partitions
 	ADD COLUMN bytes bigint NOT NULL DEFAULT 0,
 	ADD COLUMN rows bigint NOT NULL DEFAULT 0,
 	ADD COLUMN compacted_offset bigint NOT NULL DEFAULT 0,
-	ADD COLUMN compacted_bytes bigint NOT NULL DEFAULT 0;
+	ADD COLUMN compacted_bytes bigint NOT NULL DEFAULT 0,
+	ADD COLUMN cleaned_offset bigint NOT NULL DEFAULT 0;
 UPDATE partitions p SET bytes = c.b, rows = c.n
 FROM (SELECT partition_id, sum(len)::bigint AS b, count(*) AS n FROM batches GROUP BY partition_id) c
 WHERE p.id = c.partition_id;

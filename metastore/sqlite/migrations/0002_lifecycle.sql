@@ -8,6 +8,7 @@ ALTER TABLE partitions ADD COLUMN bytes INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE partitions ADD COLUMN rows INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE partitions ADD COLUMN compacted_offset INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE partitions ADD COLUMN compacted_bytes INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE partitions ADD COLUMN cleaned_offset INTEGER NOT NULL DEFAULT 0;
 UPDATE partitions SET
 	bytes = coalesce((SELECT sum(len) FROM batches b WHERE b.partition_id = partitions.id), 0),
 	rows = (SELECT count(*) FROM batches b WHERE b.partition_id = partitions.id);
