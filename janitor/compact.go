@@ -27,9 +27,9 @@ const mergeCandidates = 16
 
 // compact rewrites the partition's data older than CompactAge into
 // compacted objects, one rewrite of at most ObjectBytes at a time.
-func (j *Janitor) compact(ctx context.Context, l metastore.Lease, p metastore.StoredPartition, topic string) error {
+func (j *Janitor) compact(ctx context.Context, l metastore.Lease, p *metastore.StoredPartition, topic string) error {
 	for range maxRewritesPerPass {
-		more, err := j.rewrite(ctx, l, &p, topic)
+		more, err := j.rewrite(ctx, l, p, topic)
 		if errors.Is(err, metastore.ErrSwapConflict) {
 			// Retention or DeleteRecords changed the rows meanwhile:
 			// they win; the next pass starts from what they left.
@@ -95,31 +95,51 @@ func (j *Janitor) rewrite(ctx context.Context, l metastore.Lease, p *metastore.S
 	if err != nil {
 		return false, fmt.Errorf("compaction of partition %d of %s: %w", p.Partition, topic, err)
 	}
+	if err := j.replace(ctx, l, p, take, batches); err != nil {
+		return false, fmt.Errorf("compaction of partition %d of %s: %w", p.Partition, topic, err)
+	}
+	p.CompactedOffset = max(p.CompactedOffset, take[len(take)-1].LastOffset+1)
+	j.m.compactedBytes.Add(float64(sum))
+	j.m.compactedRows.Add(float64(len(take)))
+	j.logger.Debug("compacted", "topic", topic, "partition", p.Partition,
+		"from", take[0].BaseOffset, "to", take[len(take)-1].LastOffset, "rows", len(take), "bytes", sum)
+	return more, nil
+}
+
+// replace writes batches (in offset order, within the old rows' offsets)
+// into a compacted object and swaps the index from the old rows to it.
+// With no batches it only removes the old rows. A swap that loses to a
+// concurrent change (metastore.ErrSwapConflict) deletes the object it
+// wrote.
+func (j *Janitor) replace(ctx context.Context, l metastore.Lease, p *metastore.StoredPartition, old []metastore.IndexRow, batches []batch) error {
+	if len(batches) == 0 {
+		return j.store.SwapRows(ctx, l, metastore.Swap{PartitionID: p.ID, Old: old})
+	}
 	in, maxTS := j.chunk(p, batches)
 	obj, chunks, err := segment.WriteCompacted(in)
 	if err != nil {
-		return false, fmt.Errorf("compaction of partition %d of %s: encode: %w", p.Partition, topic, err)
+		return fmt.Errorf("encode: %w", err)
 	}
 	id, err := uuid.NewV7()
 	if err != nil {
-		return false, err
+		return err
 	}
 	key := CompactedPrefix + id.String()
 	// Pending before the upload, as produce segments are: if this agent
 	// dies between the upload and the swap, the object is an orphan that
 	// a later pass finds.
 	if err := j.store.AddPendingSegment(ctx, key); err != nil {
-		return false, fmt.Errorf("compaction: record pending %s: %w", key, err)
+		return fmt.Errorf("record pending %s: %w", key, err)
 	}
 	if err := j.bucket.Put(ctx, key, obj); err != nil {
-		return false, fmt.Errorf("compaction: upload %s: %w", key, err)
+		return fmt.Errorf("upload %s: %w", key, err)
 	}
 	newRows := make([]metastore.Batch, len(chunks))
 	for i, c := range chunks {
 		newRows[i] = metastore.Batch{BaseOffset: c.BaseOffset, LastOffset: c.LastOffset, MaxTimestamp: maxTS[i],
 			ChunkOffset: c.Offset, ChunkLength: c.Length, Pos: 0, Len: int32(c.RawLength)}
 	}
-	err = j.store.SwapRows(ctx, l, metastore.Swap{PartitionID: p.ID, Old: take, Key: key, Size: int64(len(obj)), New: newRows})
+	err = j.store.SwapRows(ctx, l, metastore.Swap{PartitionID: p.ID, Old: old, Key: key, Size: int64(len(obj)), New: newRows})
 	if err != nil {
 		if errors.Is(err, metastore.ErrSwapConflict) {
 			// Nothing points into it: delete it now rather than after
@@ -128,15 +148,10 @@ func (j *Janitor) rewrite(ctx context.Context, l metastore.Lease, p *metastore.S
 				j.logger.Warn("delete unused compacted object", "key", key, "err", derr)
 			}
 		}
-		return false, fmt.Errorf("compaction: swap to %s: %w", key, err)
+		return fmt.Errorf("swap to %s: %w", key, err)
 	}
-	p.CompactedOffset = max(p.CompactedOffset, take[len(take)-1].LastOffset+1)
-	j.m.compactedBytes.Add(float64(sum))
-	j.m.compactedRows.Add(float64(len(take)))
 	j.m.compactedObjects.Inc()
-	j.logger.Debug("compacted", "topic", topic, "partition", p.Partition, "key", key,
-		"from", take[0].BaseOffset, "to", take[len(take)-1].LastOffset, "rows", len(take), "chunks", len(chunks), "bytes", sum)
-	return more, nil
+	return nil
 }
 
 // batch is one record batch read for a rewrite: its bytes, with the real

@@ -73,6 +73,10 @@ type Config struct {
 	ObjectBytes int
 	// ReadConcurrency bounds the range GETs of one rewrite.
 	ReadConcurrency int
+	// CleanerKeys bounds the keys log compaction maps at once (about 64
+	// bytes of memory each): a partition with more keys in its dirty
+	// part is cleaned in several passes.
+	CleanerKeys int
 	// ProducerExpiration removes the idempotence state of producers idle
 	// this long (Kafka's producer.id.expiration.ms; a returning producer
 	// is then unknown, and any sequence is accepted, as in Kafka).
@@ -98,6 +102,7 @@ func DefaultConfig() Config {
 		ChunkBytes:         4 << 20,
 		ObjectBytes:        16 << 20,
 		ReadConcurrency:    8,
+		CleanerKeys:        1 << 20,
 		ProducerExpiration: 24 * time.Hour,
 		BatchRows:          1000,
 		DeleteConcurrency:  8,
@@ -128,8 +133,8 @@ func (c Config) Validate() error {
 	if c.ObjectBytes > 256<<20 {
 		errs = append(errs, fmt.Errorf("object bytes %d: at most 256 MiB", c.ObjectBytes))
 	}
-	if c.ReadConcurrency < 1 || c.DeleteConcurrency < 1 || c.BatchRows < 1 {
-		errs = append(errs, errors.New("read concurrency, delete concurrency and batch rows must be at least 1"))
+	if c.ReadConcurrency < 1 || c.DeleteConcurrency < 1 || c.BatchRows < 1 || c.CleanerKeys < 1 {
+		errs = append(errs, errors.New("read concurrency, delete concurrency, batch rows and cleaner keys must be at least 1"))
 	}
 	return errors.Join(errs...)
 }
@@ -148,6 +153,8 @@ type Janitor struct {
 	// ended).
 	producerCursor metastore.ProducerCursor
 	lastOrphanScan time.Time
+	// cleanable sums the dirty bytes of compacted topics seen by a pass.
+	cleanable int64
 }
 
 // New returns a janitor. It does nothing until Run or RunOnce.
@@ -276,7 +283,30 @@ func (j *Janitor) RunOnce(ctx context.Context) error {
 			j.logger.Warn("release janitor lease", "err", err)
 		}
 	}()
-	return j.pass(ctx, l)
+	// Renew the lease while the pass runs, as Run does.
+	pctx, cancel := context.WithCancel(ctx)
+	renewed := make(chan struct{})
+	go func() {
+		defer close(renewed)
+		tick := time.NewTicker(j.cfg.LeaseTTL / 3)
+		defer tick.Stop()
+		for {
+			select {
+			case <-pctx.Done():
+				return
+			case <-tick.C:
+				if err := j.store.RenewLease(pctx, l, j.cfg.LeaseTTL); err != nil && pctx.Err() == nil {
+					j.logger.Warn("janitor lease lost during a pass", "err", err)
+					cancel()
+					return
+				}
+			}
+		}
+	}()
+	err = j.pass(pctx, l)
+	cancel()
+	<-renewed
+	return err
 }
 
 // ErrNotLeader is RunOnce's answer when another janitor holds the lease.
@@ -311,7 +341,11 @@ func (j *Janitor) steps(ctx context.Context, l metastore.Lease) error {
 		configs[t.ID] = topicconfig.Parse(t.Configs, j.cfg.Defaults)
 		names[t.ID] = t.Name
 	}
-	var compactable []metastore.StoredPartition
+	type compactable struct {
+		p     metastore.StoredPartition
+		clean bool // log compaction by key too
+	}
+	var todo []compactable
 	for after := int64(0); ; {
 		parts, err := j.store.StoredPartitions(ctx, after, j.cfg.BatchRows)
 		if err != nil {
@@ -326,20 +360,30 @@ func (j *Janitor) steps(ctx context.Context, l metastore.Lease) error {
 			if err := j.retain(ctx, l, p, cfg, names[p.Topic]); err != nil {
 				return err
 			}
-			if !p.Deleted && j.cfg.Compact && max(p.CompactedOffset, p.LogStartOffset) < p.HighWatermark {
-				compactable = append(compactable, p)
+			if !p.Deleted && j.cfg.Compact && (max(p.CompactedOffset, p.LogStartOffset) < p.HighWatermark ||
+				cfg.Compact && max(p.CleanedOffset, p.LogStartOffset) < p.CompactedOffset) {
+				todo = append(todo, compactable{p, cfg.Compact})
 			}
 		}
 		if len(parts) < j.cfg.BatchRows {
 			break
 		}
 	}
-	// Compaction reads what retention left.
-	for _, p := range compactable {
-		if err := j.compact(ctx, l, p, names[p.Topic]); err != nil {
+	// Compaction reads what retention left; log compaction by key works
+	// on what compaction into per-partition objects wrote.
+	j.cleanable = 0
+	for _, c := range todo {
+		if err := j.compact(ctx, l, &c.p, names[c.p.Topic]); err != nil {
+			return err
+		}
+		if !c.clean {
+			continue
+		}
+		if err := j.clean(ctx, l, &c.p, configs[c.p.Topic], names[c.p.Topic]); err != nil {
 			return err
 		}
 	}
+	j.m.cleanableBytes.Set(float64(j.cleanable))
 	if err := j.claimOrphans(ctx, l); err != nil {
 		return err
 	}

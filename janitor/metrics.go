@@ -28,6 +28,13 @@ type metrics struct {
 	backlog                prometheus.Gauge
 	compactedObjectsStored prometheus.Gauge
 
+	cleanableBytes      prometheus.Gauge
+	dirtyRatio          *prometheus.GaugeVec
+	cleanedBytes        prometheus.Counter
+	cleanerRemovedBytes prometheus.Counter
+	cleanerRuns         prometheus.Counter
+	cleanerDuration     prometheus.Histogram
+
 	reclaimedObjects prometheus.Counter
 	reclaimedBytes   prometheus.Counter
 	orphansFound     *prometheus.CounterVec
@@ -73,6 +80,19 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		compactedObjectsStored: prometheus.NewGauge(prometheus.GaugeOpts{Name: "silt_storage_compacted_objects",
 			Help: "Compacted objects stored (among the committed ones)."}),
 
+		cleanableBytes: prometheus.NewGauge(prometheus.GaugeOpts{Name: "silt_cleaner_cleanable_bytes",
+			Help: "Bytes of compacted topics written since their last cleaning (the dirty part), at the last pass."}),
+		dirtyRatio: prometheus.NewGaugeVec(prometheus.GaugeOpts{Name: "silt_cleaner_dirty_ratio",
+			Help: "Share of a compacted partition's cleanable log written since its last cleaning."}, []string{"topic", "partition"}),
+		cleanedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "silt_cleaner_bytes_total",
+			Help: "Record batch bytes log compaction by key read and filtered."}),
+		cleanerRemovedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "silt_cleaner_removed_bytes_total",
+			Help: "Record batch bytes log compaction by key removed (older values, expired tombstones)."}),
+		cleanerRuns: prometheus.NewCounter(prometheus.CounterOpts{Name: "silt_cleaner_runs_total",
+			Help: "Partition cleanings (log compaction by key)."}),
+		cleanerDuration: prometheus.NewHistogram(prometheus.HistogramOpts{Name: "silt_cleaner_duration_seconds",
+			Help: "Duration of one partition's cleaning.", Buckets: prometheus.ExponentialBuckets(0.005, 4, 10)}),
+
 		reclaimedObjects: prometheus.NewCounter(prometheus.CounterOpts{Name: "silt_reclaimed_objects_total",
 			Help: "Dead objects (no index row points into them) deleted after the grace period."}),
 		reclaimedBytes: prometheus.NewCounter(prometheus.CounterOpts{Name: "silt_reclaimed_bytes_total",
@@ -96,6 +116,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	var errs []error
 	for _, c := range []prometheus.Collector{m.leader, m.passes, m.failures, m.passDuration, m.startMoves, m.retainedRows, m.retainedBytes,
 		m.compactedBytes, m.compactedRows, m.compactedObjects, m.compactReads, m.compactConflicts, m.backlog, m.compactedObjectsStored,
+		m.cleanableBytes, m.dirtyRatio, m.cleanedBytes, m.cleanerRemovedBytes, m.cleanerRuns, m.cleanerDuration,
 		m.reclaimedObjects, m.reclaimedBytes, m.orphansFound, m.orphansDeleted, m.producersExpired,
 		m.topicBytes, m.topicRows, m.objects, m.objectBytes} {
 		errs = append(errs, reg.Register(c))

@@ -43,19 +43,21 @@ const maxLong = "9223372036854775807"
 // effect (Honoured false).
 var defs = []Def{
 	{Name: "cleanup.policy", Type: kmsg.ConfigTypeList, Default: "delete", Synonym: "log.cleanup.policy", Honoured: true,
-		Doc:   "delete: the storage janitor removes old data by retention.ms and retention.bytes. compact is accepted and stored (records then need keys), but silt does not compact by key yet: with compact alone nothing is deleted.",
+		Doc:   "delete: the storage janitor removes old data by retention.ms and retention.bytes. compact: it keeps only the latest record of each key (records need keys). Both may be given.",
 		Check: checkCleanupPolicy},
 	{Name: "compression.type", Type: kmsg.ConfigTypeString, Default: "producer", Synonym: "compression.type",
 		Doc:   "silt keeps batches compressed as the producer sent them (producer); other values are accepted and not applied.",
 		Check: oneOf("uncompressed", "zstd", "lz4", "snappy", "gzip", "producer")},
-	{Name: "delete.retention.ms", Type: kmsg.ConfigTypeLong, Default: "86400000", Synonym: "log.cleaner.delete.retention.ms", Check: atLeast(0)},
+	{Name: "delete.retention.ms", Type: kmsg.ConfigTypeLong, Default: "86400000", Synonym: "log.cleaner.delete.retention.ms", Honoured: true,
+		Doc: "How long a tombstone (a record with a null value) of a compacted topic is kept, from its timestamp, so that consumers behind see the delete.", Check: atLeast(0)},
 	{Name: "file.delete.delay.ms", Type: kmsg.ConfigTypeLong, Default: "60000", Synonym: "log.segment.delete.delay.ms", Check: atLeast(0)},
 	{Name: "flush.messages", Type: kmsg.ConfigTypeLong, Default: maxLong, Synonym: "log.flush.interval.messages", Check: atLeast(1)},
 	{Name: "flush.ms", Type: kmsg.ConfigTypeLong, Default: maxLong, Synonym: "log.flush.interval.ms", Check: atLeast(0)},
 	{Name: "index.interval.bytes", Type: kmsg.ConfigTypeInt, Default: "4096", Synonym: "log.index.interval.bytes", Check: atLeast(0)},
 	{Name: "local.retention.bytes", Type: kmsg.ConfigTypeLong, Default: "-2", Synonym: "log.local.retention.bytes", Check: atLeast(-2)},
 	{Name: "local.retention.ms", Type: kmsg.ConfigTypeLong, Default: "-2", Synonym: "log.local.retention.ms", Check: atLeast(-2)},
-	{Name: "max.compaction.lag.ms", Type: kmsg.ConfigTypeLong, Default: maxLong, Synonym: "log.cleaner.max.compaction.lag.ms", Check: atLeast(1)},
+	{Name: "max.compaction.lag.ms", Type: kmsg.ConfigTypeLong, Default: maxLong, Synonym: "log.cleaner.max.compaction.lag.ms", Honoured: true,
+		Doc: "The longest a record stays ineligible for compaction: past it the partition is cleaned whatever its dirty ratio.", Check: atLeast(1)},
 	{Name: "max.message.bytes", Type: kmsg.ConfigTypeInt, Default: "1048588", Synonym: "message.max.bytes", Honoured: true,
 		Doc: "The largest record batch size allowed.", Check: atLeast(0)},
 	{Name: "message.downconversion.enable", Type: kmsg.ConfigTypeBoolean, Default: "true", Synonym: "log.message.downconversion.enable"},
@@ -64,8 +66,10 @@ var defs = []Def{
 	{Name: "message.timestamp.difference.max.ms", Type: kmsg.ConfigTypeLong, Default: maxLong, Synonym: "log.message.timestamp.difference.max.ms", Check: atLeast(0)},
 	{Name: "message.timestamp.type", Type: kmsg.ConfigTypeString, Default: "CreateTime", Synonym: "log.message.timestamp.type", Honoured: true,
 		Doc: "CreateTime keeps the producer's timestamps; LogAppendTime stamps batches with the time they are appended.", Check: oneOf("CreateTime", "LogAppendTime")},
-	{Name: "min.cleanable.dirty.ratio", Type: kmsg.ConfigTypeDouble, Default: "0.5", Synonym: "log.cleaner.min.cleanable.ratio", Check: between01},
-	{Name: "min.compaction.lag.ms", Type: kmsg.ConfigTypeLong, Default: "0", Synonym: "log.cleaner.min.compaction.lag.ms", Check: atLeast(0)},
+	{Name: "min.cleanable.dirty.ratio", Type: kmsg.ConfigTypeDouble, Default: "0.5", Synonym: "log.cleaner.min.cleanable.ratio", Honoured: true,
+		Doc: "A compacted partition is cleaned once the part written since its last cleaning is at least this share of its log.", Check: between01},
+	{Name: "min.compaction.lag.ms", Type: kmsg.ConfigTypeLong, Default: "0", Synonym: "log.cleaner.min.compaction.lag.ms", Honoured: true,
+		Doc: "The least time a record stays uncompacted.", Check: atLeast(0)},
 	{Name: "min.insync.replicas", Type: kmsg.ConfigTypeInt, Default: "1", Synonym: "min.insync.replicas",
 		Doc: "Accepted for compatibility; every acknowledged write is durable in object storage.", Check: atLeast(1)},
 	{Name: "preallocate", Type: kmsg.ConfigTypeBoolean, Default: "false", Synonym: "log.preallocate"},
@@ -125,7 +129,8 @@ func Validate(name, value string) error {
 }
 
 // ValidateAll validates a whole set of explicitly set configs, in name
-// order, and returns the first error.
+// order, and returns the first error; then the rules between configs that
+// Kafka's LogConfig checks.
 func ValidateAll(configs map[string]string) error {
 	names := make([]string, 0, len(configs))
 	for n := range configs {
@@ -136,6 +141,13 @@ func ValidateAll(configs map[string]string) error {
 		if err := Validate(n, configs[n]); err != nil {
 			return err
 		}
+	}
+	c := Parse(configs, KafkaDefaults())
+	if c.MinCompactionLagMs > c.MaxCompactionLagMs {
+		return invalid("conflict topic config setting min.compaction.lag.ms (%d) > max.compaction.lag.ms (%d)", c.MinCompactionLagMs, c.MaxCompactionLagMs)
+	}
+	if c.Compact && strings.EqualFold(strings.TrimSpace(configs["remote.storage.enable"]), "true") {
+		return invalid("Remote log storage is unsupported for the compacted topics")
 	}
 	return nil
 }
@@ -188,6 +200,13 @@ type Config struct {
 	// Delete and Compact are whether cleanup.policy includes delete
 	// (retention applies) and compact (records need keys).
 	Delete, Compact bool
+	// Log compaction by key: min.compaction.lag.ms,
+	// max.compaction.lag.ms, delete.retention.ms and
+	// min.cleanable.dirty.ratio.
+	MinCompactionLagMs     int64
+	MaxCompactionLagMs     int64
+	DeleteRetentionMs      int64
+	MinCleanableDirtyRatio float64
 }
 
 // Parse resolves a topic's explicitly set configs (validated on the way
@@ -208,14 +227,22 @@ func Parse(configs map[string]string, d Defaults) Config {
 		return v
 	}
 	policies := SplitList(value("cleanup.policy"))
+	ratio, err := strconv.ParseFloat(strings.TrimSpace(value("min.cleanable.dirty.ratio")), 64)
+	if err != nil {
+		ratio, _ = strconv.ParseFloat(d.Default("min.cleanable.dirty.ratio"), 64)
+	}
 	return Config{
-		MaxMessageBytes: int32(min(max(long("max.message.bytes"), 0), math.MaxInt32)),
-		LogAppendTime:   value("message.timestamp.type") == "LogAppendTime",
-		RetentionMs:     long("retention.ms"),
-		RetentionBytes:  long("retention.bytes"),
-		CleanupPolicy:   value("cleanup.policy"),
-		Delete:          slices.Contains(policies, "delete"),
-		Compact:         slices.Contains(policies, "compact"),
+		MinCompactionLagMs:     long("min.compaction.lag.ms"),
+		MaxCompactionLagMs:     long("max.compaction.lag.ms"),
+		DeleteRetentionMs:      long("delete.retention.ms"),
+		MinCleanableDirtyRatio: ratio,
+		MaxMessageBytes:        int32(min(max(long("max.message.bytes"), 0), math.MaxInt32)),
+		LogAppendTime:          value("message.timestamp.type") == "LogAppendTime",
+		RetentionMs:            long("retention.ms"),
+		RetentionBytes:         long("retention.bytes"),
+		CleanupPolicy:          value("cleanup.policy"),
+		Delete:                 slices.Contains(policies, "delete"),
+		Compact:                slices.Contains(policies, "compact"),
 	}
 }
 

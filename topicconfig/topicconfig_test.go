@@ -37,6 +37,24 @@ func TestValidate(t *testing.T) {
 	if err := ValidateAll(map[string]string{"retention.ms": "1", "zzz": "1", "aaa": "2"}); err == nil || !strings.Contains(err.Error(), "aaa") {
 		t.Fatalf("ValidateAll reports %v, want the first bad name in order (aaa)", err)
 	}
+	// Rules between configs, as Kafka's LogConfig has them.
+	for _, bad := range []map[string]string{
+		{"min.compaction.lag.ms": "10", "max.compaction.lag.ms": "5"},
+		{"cleanup.policy": "compact", "remote.storage.enable": "true"},
+	} {
+		if err := ValidateAll(bad); !errors.Is(err, ErrInvalid) {
+			t.Errorf("ValidateAll(%v) = %v, want INVALID_CONFIG", bad, err)
+		}
+	}
+	for _, ok := range []map[string]string{
+		{"min.compaction.lag.ms": "5", "max.compaction.lag.ms": "5"},
+		{"cleanup.policy": "delete", "remote.storage.enable": "true"},
+		{"cleanup.policy": "compact,delete", "delete.retention.ms": "0", "min.cleanable.dirty.ratio": "0"},
+	} {
+		if err := ValidateAll(ok); err != nil {
+			t.Errorf("ValidateAll(%v) = %v", ok, err)
+		}
+	}
 }
 
 func TestParseWithDefaults(t *testing.T) {
