@@ -54,6 +54,7 @@ type options struct {
 	compactionChunkBytes  byteSize
 	compactionObjectBytes byteSize
 	producerIDExpiration  time.Duration
+	cleanerKeys           int
 
 	logFormat string
 	logLevel  string
@@ -132,6 +133,7 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	fs.DurationVar(&o.compactionAge, "compaction-age", jdef.CompactAge, "`duration` data stays in the produce segments before it is compacted")
 	fs.Var(&o.compactionChunkBytes, "compaction-chunk-bytes", "target `size` of a compacted chunk: one index row and one range GET of a replaying reader")
 	fs.Var(&o.compactionObjectBytes, "compaction-object-bytes", "`size` bound of a compacted object")
+	fs.IntVar(&o.cleanerKeys, "cleaner-keys", jdef.CleanerKeys, "keys log compaction maps at once (about 64 bytes of memory each); a partition with more is cleaned in several passes")
 	fs.DurationVar(&o.producerIDExpiration, "producer-id-expiration", jdef.ProducerExpiration, "idempotent producers idle this `duration` lose their sequence state (Kafka's producer.id.expiration.ms)")
 	str(&o.logFormat, "log-format", logFormatDef, "log `format`: text or json")
 	str(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -256,6 +258,9 @@ func (o options) validate() error {
 		if d.v < d.min {
 			bad(d.flag, "%s: must be at least %s", d.v, d.min)
 		}
+	}
+	if o.cleanerKeys < 1 {
+		bad("cleaner-keys", "%d: must be at least 1", o.cleanerKeys)
 	}
 	if o.compactionChunkBytes < 1<<10 || o.compactionChunkBytes > 256<<20 {
 		bad("compaction-chunk-bytes", "%s: must be between 1KiB and 256MiB", &o.compactionChunkBytes)

@@ -40,6 +40,7 @@ func janitorConfig(o options, holder, keyPrefix string, leaseTTL time.Duration) 
 	c.CompactAge = o.compactionAge
 	c.ChunkBytes, c.ObjectBytes = int(o.compactionChunkBytes), int(o.compactionObjectBytes)
 	c.ProducerExpiration = o.producerIDExpiration
+	c.CleanerKeys = o.cleanerKeys
 	c.SegmentPrefix = keyPrefix
 	return c
 }

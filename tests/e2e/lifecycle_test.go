@@ -583,3 +583,115 @@ func gaugeValue(ctx context.Context, admin, name string) (float64, error) {
 	}
 	return v, nil
 }
+
+// TestLogCompactionClients: a compacted topic written with many updates
+// per key reads back, through franz-go, kcat and kafkajs, as the latest
+// value of every key at its original offset, with tombstones younger than
+// delete.retention.ms and without older ones.
+func TestLogCompactionClients(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, newSilt func(testing.TB, ...string) *silt) {
+		s := newSilt(t, append([]string{"--compaction-age", "0s"}, lifecycleFlags...)...).Start()
+		ctx := testContext(t, 180*time.Second)
+		cl := manualClient(t, s.Kafka(), kgo.ProducerBatchCompression(kgo.ZstdCompression()))
+		adm := kadm.NewClient(cl)
+		const topic = "changelog"
+		if r, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{
+			"cleanup.policy":            kmsg.StringPtr("compact"),
+			"min.cleanable.dirty.ratio": kmsg.StringPtr("0.01"),
+			"delete.retention.ms":       kmsg.StringPtr("3600000"),
+		}, topic); err != nil || r.Err != nil {
+			t.Fatal(err, r.Err)
+		}
+		// Odd settings are refused as Kafka refuses them.
+		r, err := adm.CreateTopic(ctx, 1, 1, map[string]*string{"cleanup.policy": kmsg.StringPtr("compact"),
+			"min.compaction.lag.ms": kmsg.StringPtr("10"), "max.compaction.lag.ms": kmsg.StringPtr("5")}, "odd")
+		if !errors.Is(err, kerr.InvalidConfig) || !errors.Is(r.Err, kerr.InvalidConfig) {
+			t.Fatalf("min.compaction.lag.ms > max.compaction.lag.ms: %v %v, want INVALID_CONFIG", err, r.Err)
+		}
+
+		type kv struct {
+			value     string
+			tombstone bool
+			old       bool // timestamp beyond delete.retention.ms
+		}
+		written := map[int64]kv{}
+		keyOf := map[int64]string{}
+		now := time.Now()
+		for round := range 20 {
+			var recs []*kgo.Record
+			for k := range 10 {
+				if round == 19 && k < 3 {
+					continue // their last word is round 18's tombstone
+				}
+				r := &kgo.Record{Topic: topic, Key: fmt.Appendf(nil, "key-%d", k), Value: fmt.Appendf(nil, "value-%d-%d", k, round), Timestamp: now}
+				switch {
+				case round == 18 && k < 3: // deleted long ago: the tombstones go too
+					r.Value, r.Timestamp = nil, now.Add(-2*time.Hour)
+				case round == 19 && k >= 8: // deleted just now: the tombstones stay
+					r.Value = nil
+				}
+				recs = append(recs, r)
+			}
+			res := cl.ProduceSync(ctx, recs...)
+			if err := res.FirstErr(); err != nil {
+				t.Fatal(err)
+			}
+			for _, pr := range res {
+				written[pr.Record.Offset] = kv{string(pr.Record.Value), pr.Record.Value == nil, pr.Record.Timestamp.Before(now.Add(-time.Hour))}
+				keyOf[pr.Record.Offset] = string(pr.Record.Key)
+			}
+		}
+		last := map[string]int64{}
+		for off, k := range keyOf {
+			if o, ok := last[k]; !ok || off > o {
+				last[k] = off
+			}
+		}
+		var want []acked
+		for k, off := range last {
+			if w := written[off]; !(w.tombstone && w.old) {
+				want = append(want, acked{0, off, k, w.value})
+			}
+		}
+		// keys 0-2: deleted long ago (gone), 8-9: deleted now (tombstones),
+		// 3-7: their round-19 values.
+		if len(want) != 7 {
+			t.Fatalf("want %d records: %v", len(want), want)
+		}
+		waitFor(t, ctx, "the topic cleaned", func() bool {
+			return s.metric(t, ctx, "silt_cleaner_runs_total") > 0 && s.metric(t, ctx, "silt_cleaner_cleanable_bytes") == 0
+		})
+
+		var got []acked
+		for _, r := range consumeN(t, ctx, s.Kafka(), topic, len(want)) {
+			got = append(got, acked{r.Partition, r.Offset, string(r.Key), string(r.Value)})
+		}
+		sameRecords(t, "franz-go", want, got)
+		sameRecords(t, "kcat", want, kcatRead(t, ctx, s.Kafka(), topic))
+		var kj struct {
+			Consumed []struct {
+				Partition int32   `json:"partition"`
+				Offset    int64   `json:"offset"`
+				Key       *string `json:"key"`
+				Value     *string `json:"value"`
+			} `json:"consumed"`
+		}
+		runNode(t, &kj, "consume", s.Kafka(), topic, "kafkajs-changelog", fmt.Sprint(len(want)))
+		var kgot []acked
+		for _, m := range kj.Consumed {
+			a := acked{Partition: m.Partition, Offset: m.Offset}
+			if m.Key != nil {
+				a.Key = *m.Key
+			}
+			if m.Value != nil {
+				a.Value = *m.Value
+			}
+			kgot = append(kgot, a)
+		}
+		sameRecords(t, "kafkajs", want, kgot)
+		// The end offset never moves back: offsets are kept.
+		if ends, err := adm.ListEndOffsets(ctx, topic); err != nil || ends[topic][0].Offset != 197 {
+			t.Fatalf("end offset after compaction %v, %v; want 197", ends, err)
+		}
+	})
+}
