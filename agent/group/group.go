@@ -10,11 +10,26 @@
 // SyncGroup) leaves a reply channel with the group and waits on it.
 //
 // State that must survive an agent (members, generation, protocol, leader,
-// assignments, static instance ids) is saved with metastore.SaveGroup
-// whenever a generation completes or membership changes; committed offsets
-// go straight to metastore.CommitOffsets. A group is loaded from the
-// metastore the first time this coordinator touches it, so another agent
-// can take over a group whose coordinator died.
+// assignments, static instance ids) is saved whenever a generation
+// completes or membership changes; committed offsets go straight to the
+// metastore. A group is loaded from the metastore the first time this
+// coordinator touches it, so another agent can take over a group whose
+// coordinator died.
+//
+// Two agents can believe at once that they coordinate a group: one paused
+// past its lease wakes up with the state it had, and agents' lists of live
+// agents differ for a moment when one joins or leaves. Two guards keep
+// the second one from acting:
+//   - before every operation, a request's or a timer's, the group asks its
+//     agent (Ownership) whether it still coordinates the group and can
+//     vouch for its lease, under the same lease term it loaded the group
+//     in; if not, the group's state is dropped without acting on it, and
+//     the next request reloads it from the metastore;
+//   - loading claims the group in the metastore (metastore.GroupOwnership)
+//     and every write names that claim, so a write from a coordinator
+//     whose group was claimed since by another is refused, whatever the
+//     coordinator believed; it drops the group and answers
+//     NOT_COORDINATOR.
 package group
 
 import (
@@ -92,7 +107,28 @@ var (
 	// ErrClosed means the coordinator was closed; the agent answers
 	// NOT_COORDINATOR so the client looks for another one.
 	ErrClosed = errors.New("group coordinator closed")
+	// errNotOwned means the agent does not coordinate the group now, or
+	// cannot vouch for its lease (Ownership): NOT_COORDINATOR.
+	errNotOwned = errors.New("group not coordinated by this agent now")
 )
+
+// Store is what the coordinator needs of the metastore: its reads, and
+// the fenced group writes.
+type Store interface {
+	metastore.Store
+	metastore.GroupOwnership
+}
+
+// Ownership is what the coordinator asks its agent before it acts for a
+// group.
+type Ownership interface {
+	// Owns reports whether the agent coordinates group and can vouch,
+	// now, that its lease in the metastore has not lapsed; and the
+	// lease's term, which changes whenever the agent registers anew.
+	// State loaded under an earlier term is not acted on: while the
+	// lease was lapsed another agent may have run the group.
+	Owns(group string) (term uint64, ok bool)
+}
 
 // Client is who sent a request, as DescribeGroups shows it.
 type Client struct {
@@ -103,7 +139,8 @@ type Client struct {
 // Coordinator runs consumer groups.
 type Coordinator struct {
 	cfg     Config
-	store   metastore.Store
+	store   Store
+	owner   Ownership // nil: this coordinator owns every group (tests)
 	logger  *slog.Logger
 	metrics *metrics
 
@@ -124,8 +161,10 @@ type Coordinator struct {
 	stateHook func(group string, s string)
 }
 
-// New returns a Coordinator. Metrics are registered on reg (nil: none).
-func New(cfg Config, store metastore.Store, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
+// New returns a Coordinator that acts for a group only while owner says
+// the agent owns it (nil: always). Metrics are registered on reg (nil:
+// none).
+func New(cfg Config, store Store, owner Ownership, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("group config: %w", err)
 	}
@@ -138,6 +177,7 @@ func New(cfg Config, store metastore.Store, logger *slog.Logger, reg prometheus.
 	c := &Coordinator{
 		cfg:    cfg,
 		store:  store,
+		owner:  owner,
 		logger: logger,
 		groups: make(map[string]*group),
 	}
@@ -204,8 +244,10 @@ func (c *Coordinator) running() []*group {
 }
 
 // do runs fn on the goroutine of the group named name and returns once fn
-// has run. A group goroutine that exits between lookup and send (it
-// unloaded itself) is replaced by a fresh one.
+// has run, or errNotOwned when the agent does not own the group now (fn
+// does not run; the group's state is dropped). A group goroutine that
+// exits between lookup and send (it unloaded itself) is replaced by a
+// fresh one.
 func (c *Coordinator) do(ctx context.Context, name string, fn func(g *group)) error {
 	for {
 		g, err := c.lookup(name)
@@ -213,10 +255,19 @@ func (c *Coordinator) do(ctx context.Context, name string, fn func(g *group)) er
 			return err
 		}
 		done := make(chan struct{})
-		op := func(g *group) { defer close(done); fn(g) }
+		owned := true
+		op := func(g *group) {
+			defer close(done)
+			if owned = g.owned(); owned {
+				fn(g)
+			}
+		}
 		select {
 		case g.ops <- op:
 			<-done
+			if !owned {
+				return errNotOwned
+			}
 			return nil
 		case <-g.done:
 			continue
@@ -255,6 +306,14 @@ func (c *Coordinator) doExisting(ctx context.Context, name string, fn func(g *gr
 // Nothing is written to the metastore.
 func (c *Coordinator) Forget(ctx context.Context, name string) {
 	c.doExisting(ctx, name, func(g *group) { g.unload() })
+}
+
+// owns asks the agent whether it owns group now (see Ownership).
+func (c *Coordinator) owns(group string) (term uint64, ok bool) {
+	if c.owner == nil {
+		return 0, true
+	}
+	return c.owner.Owns(group)
 }
 
 // storeCtx bounds one metastore call made on behalf of a group.
