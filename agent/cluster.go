@@ -55,9 +55,12 @@ type membership struct {
 	// knows at once, before it renews.
 	validUntil time.Time
 	// term counts registrations: it changes when the agent registers
-	// anew after its lease lapsed, so state loaded under the old lease
-	// (group coordination) can tell it is stale.
+	// anew after its lease lapsed, so state loaded and requests read
+	// under the old lease (group coordination) can tell they are stale.
 	term uint64
+	// lapsed is set when a renewal found the lease gone; the agent
+	// registers anew one renewal interval later (see renew).
+	lapsed bool
 	// leaving is set once shutdown starts: the agent has deregistered
 	// and no longer names itself as a leader, coordinator or broker.
 	leaving bool
@@ -129,6 +132,7 @@ func (m *membership) registerAgain(ctx context.Context) error {
 	m.self.NodeID = id
 	m.registered = true
 	m.term++
+	m.lapsed = false
 	m.validUntil = start.Add(m.a.cfg.LeaseTTL)
 	return nil
 }
@@ -176,14 +180,40 @@ func (m *membership) renew() {
 		return
 	}
 	if errors.Is(err, metastore.ErrLeaseExpired) {
+		if m.lapse() {
+			// Requests that reached this agent while its lease was
+			// lapsing (queued in its sockets while it was stopped, say)
+			// were sent before whatever the agents that took over did
+			// meanwhile. Every request read until the agent registers
+			// anew is marked as read without a lease, and a group
+			// coordinator does not act on it; one renewal interval is
+			// ample to read what was queued.
+			m.a.logger.Warn("agent lease expired; registering again after one renewal interval", "interval", m.a.cfg.LeaseTTL/3)
+			return
+		}
 		m.a.logger.Warn("agent lease expired; registering again")
-		err = m.registerAgain(ctx)
+		if err = m.registerAgain(ctx); err == nil {
+			m.refresh(ctx)
+		}
 	}
 	if err != nil {
 		// The next tick retries; until the lease lapses nothing changes
 		// for clients.
 		m.a.logger.Error("renew agent lease", "err", err)
 	}
+}
+
+// lapse records that the lease is gone; it reports whether this is news
+// (the lease was not known to be lapsed before).
+func (m *membership) lapse() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lapsed {
+		return false
+	}
+	m.lapsed = true
+	m.validUntil = time.Time{}
+	return true
 }
 
 // lease reports the current lease term and whether the agent can vouch
@@ -240,7 +270,10 @@ func (m *membership) refreshLocked(ctx context.Context) {
 		return
 	}
 	m.refreshed = time.Now()
-	if !slices.ContainsFunc(live, func(x metastore.Agent) bool { return x.ID == m.self.ID }) {
+	// While the agent cannot vouch for its lease it names other agents
+	// as leaders and coordinators, as they do.
+	held := m.registered && time.Now().Before(m.validUntil)
+	if held && !slices.ContainsFunc(live, func(x metastore.Agent) bool { return x.ID == m.self.ID }) {
 		live = append(live, m.self)
 	}
 	slices.SortFunc(live, func(x, y metastore.Agent) int { return int(x.NodeID) - int(y.NodeID) })

@@ -130,6 +130,29 @@ type Ownership interface {
 	Owns(group string) (term uint64, ok bool)
 }
 
+// requestLeaseKey is the context key of WithRequestLease.
+type requestLeaseKey struct{}
+
+// requestLease is the agent's lease as it was when the agent read a
+// request.
+type requestLease struct {
+	term uint64
+	held bool
+}
+
+// WithRequestLease returns ctx carrying the agent's lease as it was when
+// the agent read the request ctx belongs to: its term, and whether the
+// agent could vouch for it then (Ownership). The coordinator acts on a
+// request only if it was read under a held lease of the term the group
+// was loaded in: a request that waited, in a socket of a stopped agent
+// or in a handler, across a lapse of the lease was sent before whatever
+// another coordinator did meanwhile, and is answered NOT_COORDINATOR.
+// Requests without it (tests, admin calls) are checked only against the
+// lease at the time they run.
+func WithRequestLease(ctx context.Context, term uint64, held bool) context.Context {
+	return context.WithValue(ctx, requestLeaseKey{}, requestLease{term, held})
+}
+
 // Client is who sent a request, as DescribeGroups shows it.
 type Client struct {
 	ID   string // client.id
@@ -245,10 +268,12 @@ func (c *Coordinator) running() []*group {
 
 // do runs fn on the goroutine of the group named name and returns once fn
 // has run, or errNotOwned when the agent does not own the group now (fn
-// does not run; the group's state is dropped). A group goroutine that
-// exits between lookup and send (it unloaded itself) is replaced by a
-// fresh one.
+// does not run; the group's state is dropped) or the request is from
+// before a lapse of its lease (WithRequestLease; fn does not run). A
+// group goroutine that exits between lookup and send (it unloaded
+// itself) is replaced by a fresh one.
 func (c *Coordinator) do(ctx context.Context, name string, fn func(g *group)) error {
+	rl, stamped := ctx.Value(requestLeaseKey{}).(requestLease)
 	for {
 		g, err := c.lookup(name)
 		if err != nil {
@@ -258,7 +283,10 @@ func (c *Coordinator) do(ctx context.Context, name string, fn func(g *group)) er
 		owned := true
 		op := func(g *group) {
 			defer close(done)
-			if owned = g.owned(); owned {
+			// owned sets the term of a group not loaded yet to the
+			// current one, so the request's term is compared with it.
+			owned = g.owned() && (!stamped || rl.held && rl.term == g.term)
+			if owned {
 				fn(g)
 			}
 		}

@@ -168,10 +168,16 @@ func syncReq(group, member string, gen int32, assign map[string][]byte) *kmsg.Sy
 }
 
 func heartbeat(ctx context.Context, c *Coordinator, group, member string, gen int32, instance *string) int16 {
+	r := heartbeatReq(group, member, gen)
+	r.InstanceID = instance
+	return c.Heartbeat(ctx, r).ErrorCode
+}
+
+func heartbeatReq(group, member string, gen int32) *kmsg.HeartbeatRequest {
 	r := kmsg.NewPtrHeartbeatRequest()
 	r.Version = 4
-	r.Group, r.MemberID, r.Generation, r.InstanceID = group, member, gen, instance
-	return c.Heartbeat(ctx, r).ErrorCode
+	r.Group, r.MemberID, r.Generation = group, member, gen
+	return r
 }
 
 func commitReq(group, member string, gen int32, topic string, offsets map[int32]int64) *kmsg.OffsetCommitRequest {

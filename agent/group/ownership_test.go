@@ -161,3 +161,38 @@ func TestCommitCheckedAgainstStoredGeneration(t *testing.T) {
 		t.Fatalf("group after load %+v, %v: want generation 1 stored", g, err)
 	}
 }
+
+// TestRequestFromBeforeLapseRefused: a request read while the agent's
+// lease was not held, or under an earlier lease term, is answered
+// NOT_COORDINATOR even when the agent owns the group by the time it runs,
+// and changes nothing.
+func TestRequestFromBeforeLapseRefused(t *testing.T) {
+	e := newEnv(t)
+	lease := &agentLease{term: 1, held: true}
+	c := e.coordinatorOwnedBy(testConfig(), lease)
+	ctx := ctxT(t)
+	_, follower := split(stable(t, c, "g", joinOpts{}, joinOpts{}))
+	commit := func(reqTerm uint64, held bool, offset int64) int16 {
+		rctx := WithRequestLease(ctx, reqTerm, held)
+		return commitCodes(c.OffsetCommit(rctx, commitReq("g", follower.MemberID, 1, "t", map[int32]int64{0: offset})))[0]
+	}
+	wantCode(t, "commit read under the lease", commit(1, true, 5), 0)
+
+	// The agent registered anew (term 2); the group is reloaded by the
+	// first request of the new term.
+	lease.set(2, true)
+	wantCode(t, "commit read under the old term", commit(1, true, 3), kerr.NotCoordinator.Code)
+	wantCode(t, "commit read while the lease was lapsed", commit(2, false, 3), kerr.NotCoordinator.Code)
+	wantCode(t, "commit read under the new term", commit(2, true, 6), 0)
+	wantCode(t, "commit read under the old term, group loaded", commit(1, true, 3), kerr.NotCoordinator.Code)
+	if got := fetchOffsets(ctx, c, "g", 0); got[0] != 6 {
+		t.Fatalf("offset %d, want 6: a stale request changed it", got[0])
+	}
+	hb := heartbeatReq("g", follower.MemberID, 1)
+	if code := c.Heartbeat(WithRequestLease(ctx, 1, true), hb).ErrorCode; code != kerr.NotCoordinator.Code {
+		t.Fatalf("stale heartbeat: %s", codeName(code))
+	}
+	if d := c.DescribeGroup(ctx, "g"); d.State != "Stable" || len(d.Members) != 2 {
+		t.Fatalf("group after stale requests %+v", d)
+	}
+}
