@@ -63,12 +63,13 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 	return resp, nil
 }
 
-// ownsGroup reports whether this agent coordinates the group. When it does
-// not, any state it still holds for the group (from before the live agents
-// changed) is dropped, so that a later takeover reloads it from the
-// metastore instead of trusting a stale copy.
+// ownsGroup reports whether this agent coordinates the group (and can
+// vouch for its lease: groupOwnership). When it does not, any state it
+// still holds for the group (from before the live agents changed, or from
+// before its lease lapsed) is dropped, so that a later takeover reloads it
+// from the metastore instead of trusting a stale copy.
 func (a *Agent) ownsGroup(ctx context.Context, name string) bool {
-	if a.coordinatorFor(name).NodeID == a.self().NodeID {
+	if _, ok := (groupOwnership{a}).Owns(name); ok {
 		return true
 	}
 	a.groups.Forget(ctx, name)

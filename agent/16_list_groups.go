@@ -22,8 +22,7 @@ func (a *Agent) handleListGroups(ctx context.Context, r *request) (kmsg.Response
 	if req.Version >= 4 {
 		states = req.StatesFilter
 	}
-	self := a.self().NodeID
-	owns := func(name string) bool { return a.coordinatorFor(name).NodeID == self }
+	owns := func(name string) bool { _, ok := (groupOwnership{a}).Owns(name); return ok }
 	groups, err := a.groups.ListGroups(ctx, states, owns)
 	if err != nil {
 		resp.ErrorCode = groupErrorCode(err)

@@ -249,7 +249,7 @@ func New(cfg Config, store metastore.Backend, bucket objstore.Bucket, logger *sl
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
-	if a.groups, err = group.New(cfg.Group, store, logger, reg); err != nil {
+	if a.groups, err = group.New(cfg.Group, store, groupOwnership{a}, logger, reg); err != nil {
 		_ = a.ingest.Close(context.Background())
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("group: %w", err)

@@ -65,4 +65,8 @@ type request struct {
 	clientID string
 	kreq     kmsg.Request
 	release  func() // idempotent
+	// leaseTerm and leaseHeld are the agent's lease when the request was
+	// read (see group.WithRequestLease).
+	leaseTerm uint64
+	leaseHeld bool
 }

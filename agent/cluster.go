@@ -38,12 +38,29 @@ type membership struct {
 	// refreshes costs one store query. Taken before mu, never inside it.
 	refreshMu sync.Mutex
 
-	// mu guards self, live, refreshed, registered, leaving and running.
+	// mu guards self, live, refreshed, registered, validUntil, term,
+	// leaving and running.
 	mu         sync.Mutex
 	self       metastore.Agent
 	live       []metastore.Agent // sorted by node id; always holds self once registered
 	refreshed  time.Time         // when live was last read from the store
 	registered bool
+	// validUntil is how long the agent can vouch for its lease: the
+	// start of its last successful registration or renewal plus the
+	// lease TTL. The store computed the lease's expiry from a moment
+	// after that start, so the lease outlives validUntil, and no other
+	// agent can have seen it lapse before then. The time carries Go's
+	// monotonic reading, which keeps counting while the process is
+	// stopped (SIGSTOP, a stalled VM): an agent that wakes up past it
+	// knows at once, before it renews.
+	validUntil time.Time
+	// term counts registrations: it changes when the agent registers
+	// anew after its lease lapsed, so state loaded and requests read
+	// under the old lease (group coordination) can tell they are stale.
+	term uint64
+	// lapsed is set when a renewal found the lease gone; the agent
+	// registers anew one renewal interval later (see renew).
+	lapsed bool
 	// leaving is set once shutdown starts: the agent has deregistered
 	// and no longer names itself as a leader, coordinator or broker.
 	leaving bool
@@ -90,18 +107,33 @@ func (m *membership) register(ctx context.Context, bound net.Addr) error {
 	}
 	m.mu.Lock()
 	m.self.Host, m.self.Port = host, int32(port)
-	self := m.self
 	m.mu.Unlock()
 
-	id, err := m.a.store.RegisterAgent(ctx, self, m.a.cfg.LeaseTTL)
-	if err != nil {
+	if err := m.registerAgain(ctx); err != nil {
 		return fmt.Errorf("register agent: %w", err)
 	}
+	m.refresh(ctx)
+	return nil
+}
+
+// registerAgain registers the agent (first, or after its lease lapsed),
+// starting a new lease term.
+func (m *membership) registerAgain(ctx context.Context) error {
 	m.mu.Lock()
+	self := m.self
+	m.mu.Unlock()
+	start := time.Now()
+	id, err := m.a.store.RegisterAgent(ctx, self, m.a.cfg.LeaseTTL)
+	if err != nil {
+		return err
+	}
+	m.mu.Lock()
+	defer m.mu.Unlock()
 	m.self.NodeID = id
 	m.registered = true
-	m.mu.Unlock()
-	m.refresh(ctx)
+	m.term++
+	m.lapsed = false
+	m.validUntil = start.Add(m.a.cfg.LeaseTTL)
 	return nil
 }
 
@@ -138,17 +170,30 @@ func (m *membership) run() {
 func (m *membership) renew() {
 	ctx, cancel := context.WithTimeout(m.ctx, m.a.cfg.LeaseTTL/3)
 	defer cancel()
+	start := time.Now()
 	err := m.a.store.RenewAgent(ctx, m.a.cfg.AgentID, m.a.cfg.LeaseTTL)
-	if errors.Is(err, metastore.ErrLeaseExpired) {
-		m.a.logger.Warn("agent lease expired; registering again")
+	if err == nil {
 		m.mu.Lock()
-		self := m.self
+		// Still the same lease: the term stays.
+		m.validUntil = start.Add(m.a.cfg.LeaseTTL)
 		m.mu.Unlock()
-		var id int32
-		if id, err = m.a.store.RegisterAgent(ctx, self, m.a.cfg.LeaseTTL); err == nil {
-			m.mu.Lock()
-			m.self.NodeID = id
-			m.mu.Unlock()
+		return
+	}
+	if errors.Is(err, metastore.ErrLeaseExpired) {
+		if m.lapse() {
+			// Requests that reached this agent while its lease was
+			// lapsing (queued in its sockets while it was stopped, say)
+			// were sent before whatever the agents that took over did
+			// meanwhile. Every request read until the agent registers
+			// anew is marked as read without a lease, and a group
+			// coordinator does not act on it; one renewal interval is
+			// ample to read what was queued.
+			m.a.logger.Warn("agent lease expired; registering again after one renewal interval", "interval", m.a.cfg.LeaseTTL/3)
+			return
+		}
+		m.a.logger.Warn("agent lease expired; registering again")
+		if err = m.registerAgain(ctx); err == nil {
+			m.refresh(ctx)
 		}
 	}
 	if err != nil {
@@ -156,6 +201,27 @@ func (m *membership) renew() {
 		// for clients.
 		m.a.logger.Error("renew agent lease", "err", err)
 	}
+}
+
+// lapse records that the lease is gone; it reports whether this is news
+// (the lease was not known to be lapsed before).
+func (m *membership) lapse() bool {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if m.lapsed {
+		return false
+	}
+	m.lapsed = true
+	m.validUntil = time.Time{}
+	return true
+}
+
+// lease reports the current lease term and whether the agent can vouch
+// for its lease now (registered, and not past validUntil).
+func (m *membership) lease() (term uint64, held bool) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.term, m.registered && time.Now().Before(m.validUntil)
 }
 
 // refresh reloads the live agents; on failure the old list stays.
@@ -204,7 +270,10 @@ func (m *membership) refreshLocked(ctx context.Context) {
 		return
 	}
 	m.refreshed = time.Now()
-	if !slices.ContainsFunc(live, func(x metastore.Agent) bool { return x.ID == m.self.ID }) {
+	// While the agent cannot vouch for its lease it names other agents
+	// as leaders and coordinators, as they do.
+	held := m.registered && time.Now().Before(m.validUntil)
+	if held && !slices.ContainsFunc(live, func(x metastore.Agent) bool { return x.ID == m.self.ID }) {
 		live = append(live, m.self)
 	}
 	slices.SortFunc(live, func(x, y metastore.Agent) int { return int(x.NodeID) - int(y.NodeID) })
@@ -357,6 +426,19 @@ func (a *Agent) leaderFor(topic metastore.TopicID, partition int32, clientZone s
 // state is persisted, so another agent takes over when one leaves.
 func (a *Agent) coordinatorFor(key string) metastore.Agent {
 	return pick(a.liveAgents(), []byte("c\x00"+key), "")
+}
+
+// groupOwnership is the agent as its group coordinator asks it
+// (group.Ownership).
+type groupOwnership struct{ a *Agent }
+
+// Owns implements group.Ownership: the group hashes to this agent and the
+// agent can vouch for its lease. An agent past its lease may have been
+// replaced as the group's coordinator by now, whatever its cached list of
+// live agents says.
+func (o groupOwnership) Owns(group string) (term uint64, ok bool) {
+	term, held := o.a.members.lease()
+	return term, held && o.a.coordinatorFor(group).NodeID == o.a.self().NodeID
 }
 
 // pick is rendezvous (highest random weight) hashing of key over agents.

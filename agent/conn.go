@@ -16,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/agent/group"
 )
 
 // maxInFlight bounds the requests of one connection that are read but not
@@ -293,6 +295,7 @@ func (c *conn) decode(frame []byte, queued int64) (inf *inflight, start func(), 
 			})
 		},
 	}
+	r.leaseTerm, r.leaseHeld = c.a.members.lease()
 	return inf, func() { c.run(api, inf, r) }, nil
 }
 
@@ -348,7 +351,8 @@ func (c *conn) run(api *api, inf *inflight, r *request) {
 			inf.resp, inf.err = nil, fmt.Errorf("%s handler panicked: %v", name, p)
 		}
 	}()
-	resp, err := api.handle(c.a, c.ctx, r)
+	ctx := group.WithRequestLease(c.ctx, r.leaseTerm, r.leaseHeld)
+	resp, err := api.handle(c.a, ctx, r)
 	if err != nil {
 		inf.err = err
 		return

@@ -15,6 +15,7 @@ type Backend interface {
 	Store
 	Leases
 	Lifecycle
+	GroupOwnership
 }
 
 // Leases elect singletons among agents, such as the storage janitor: a

@@ -96,6 +96,8 @@ type Store interface {
 	// SaveGroup stores a consumer group's state (opaque to the store),
 	// replacing what was there. LoadGroup returns found=false for an unknown
 	// group. DeleteGroup removes the group and its committed offsets.
+	// These group and offset writes are not fenced: a group coordinator
+	// writes through GroupOwnership.
 	SaveGroup(ctx context.Context, g Group) error
 	LoadGroup(ctx context.Context, name string) (g Group, found bool, err error)
 	Groups(ctx context.Context) ([]Group, error)
@@ -233,11 +235,13 @@ type PartitionOffsets struct {
 
 // Group is a consumer group's persisted state. The coordinator owns the
 // encoding of Data; the store keeps State and ProtocolType readable for
-// ListGroups filters.
+// ListGroups filters, and Generation for fencing offset commits
+// (CommitOwnedOffsets).
 type Group struct {
 	Name         string
 	State        string
 	ProtocolType string
+	Generation   int32
 	Data         []byte
 }
 

@@ -138,7 +138,8 @@ func (c *Coordinator) DeleteGroup(ctx context.Context, name string) int16 {
 		}
 		sctx, cancel := g.c.storeCtx()
 		defer cancel()
-		if err := g.c.store.DeleteGroup(sctx, g.name); err != nil {
+		if err := g.c.store.DeleteOwnedGroup(sctx, g.name, g.epoch); err != nil {
+			g.storeFailed("group delete failed", err)
 			code = errorCode(err)
 			return
 		}

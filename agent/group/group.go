@@ -10,11 +10,26 @@
 // SyncGroup) leaves a reply channel with the group and waits on it.
 //
 // State that must survive an agent (members, generation, protocol, leader,
-// assignments, static instance ids) is saved with metastore.SaveGroup
-// whenever a generation completes or membership changes; committed offsets
-// go straight to metastore.CommitOffsets. A group is loaded from the
-// metastore the first time this coordinator touches it, so another agent
-// can take over a group whose coordinator died.
+// assignments, static instance ids) is saved whenever a generation
+// completes or membership changes; committed offsets go straight to the
+// metastore. A group is loaded from the metastore the first time this
+// coordinator touches it, so another agent can take over a group whose
+// coordinator died.
+//
+// Two agents can believe at once that they coordinate a group: one paused
+// past its lease wakes up with the state it had, and agents' lists of live
+// agents differ for a moment when one joins or leaves. Two guards keep
+// the second one from acting:
+//   - before every operation, a request's or a timer's, the group asks its
+//     agent (Ownership) whether it still coordinates the group and can
+//     vouch for its lease, under the same lease term it loaded the group
+//     in; if not, the group's state is dropped without acting on it, and
+//     the next request reloads it from the metastore;
+//   - loading claims the group in the metastore (metastore.GroupOwnership)
+//     and every write names that claim, so a write from a coordinator
+//     whose group was claimed since by another is refused, whatever the
+//     coordinator believed; it drops the group and answers
+//     NOT_COORDINATOR.
 package group
 
 import (
@@ -92,7 +107,51 @@ var (
 	// ErrClosed means the coordinator was closed; the agent answers
 	// NOT_COORDINATOR so the client looks for another one.
 	ErrClosed = errors.New("group coordinator closed")
+	// errNotOwned means the agent does not coordinate the group now, or
+	// cannot vouch for its lease (Ownership): NOT_COORDINATOR.
+	errNotOwned = errors.New("group not coordinated by this agent now")
 )
+
+// Store is what the coordinator needs of the metastore: its reads, and
+// the fenced group writes.
+type Store interface {
+	metastore.Store
+	metastore.GroupOwnership
+}
+
+// Ownership is what the coordinator asks its agent before it acts for a
+// group.
+type Ownership interface {
+	// Owns reports whether the agent coordinates group and can vouch,
+	// now, that its lease in the metastore has not lapsed; and the
+	// lease's term, which changes whenever the agent registers anew.
+	// State loaded under an earlier term is not acted on: while the
+	// lease was lapsed another agent may have run the group.
+	Owns(group string) (term uint64, ok bool)
+}
+
+// requestLeaseKey is the context key of WithRequestLease.
+type requestLeaseKey struct{}
+
+// requestLease is the agent's lease as it was when the agent read a
+// request.
+type requestLease struct {
+	term uint64
+	held bool
+}
+
+// WithRequestLease returns ctx carrying the agent's lease as it was when
+// the agent read the request ctx belongs to: its term, and whether the
+// agent could vouch for it then (Ownership). The coordinator acts on a
+// request only if it was read under a held lease of the term the group
+// was loaded in: a request that waited, in a socket of a stopped agent
+// or in a handler, across a lapse of the lease was sent before whatever
+// another coordinator did meanwhile, and is answered NOT_COORDINATOR.
+// Requests without it (tests, admin calls) are checked only against the
+// lease at the time they run.
+func WithRequestLease(ctx context.Context, term uint64, held bool) context.Context {
+	return context.WithValue(ctx, requestLeaseKey{}, requestLease{term, held})
+}
 
 // Client is who sent a request, as DescribeGroups shows it.
 type Client struct {
@@ -103,7 +162,8 @@ type Client struct {
 // Coordinator runs consumer groups.
 type Coordinator struct {
 	cfg     Config
-	store   metastore.Store
+	store   Store
+	owner   Ownership // nil: this coordinator owns every group (tests)
 	logger  *slog.Logger
 	metrics *metrics
 
@@ -124,8 +184,10 @@ type Coordinator struct {
 	stateHook func(group string, s string)
 }
 
-// New returns a Coordinator. Metrics are registered on reg (nil: none).
-func New(cfg Config, store metastore.Store, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
+// New returns a Coordinator that acts for a group only while owner says
+// the agent owns it (nil: always). Metrics are registered on reg (nil:
+// none).
+func New(cfg Config, store Store, owner Ownership, logger *slog.Logger, reg prometheus.Registerer) (*Coordinator, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("group config: %w", err)
 	}
@@ -138,6 +200,7 @@ func New(cfg Config, store metastore.Store, logger *slog.Logger, reg prometheus.
 	c := &Coordinator{
 		cfg:    cfg,
 		store:  store,
+		owner:  owner,
 		logger: logger,
 		groups: make(map[string]*group),
 	}
@@ -204,19 +267,35 @@ func (c *Coordinator) running() []*group {
 }
 
 // do runs fn on the goroutine of the group named name and returns once fn
-// has run. A group goroutine that exits between lookup and send (it
-// unloaded itself) is replaced by a fresh one.
+// has run, or errNotOwned when the agent does not own the group now (fn
+// does not run; the group's state is dropped) or the request is from
+// before a lapse of its lease (WithRequestLease; fn does not run). A
+// group goroutine that exits between lookup and send (it unloaded
+// itself) is replaced by a fresh one.
 func (c *Coordinator) do(ctx context.Context, name string, fn func(g *group)) error {
+	rl, stamped := ctx.Value(requestLeaseKey{}).(requestLease)
 	for {
 		g, err := c.lookup(name)
 		if err != nil {
 			return err
 		}
 		done := make(chan struct{})
-		op := func(g *group) { defer close(done); fn(g) }
+		owned := true
+		op := func(g *group) {
+			defer close(done)
+			// owned sets the term of a group not loaded yet to the
+			// current one, so the request's term is compared with it.
+			owned = g.owned() && (!stamped || rl.held && rl.term == g.term)
+			if owned {
+				fn(g)
+			}
+		}
 		select {
 		case g.ops <- op:
 			<-done
+			if !owned {
+				return errNotOwned
+			}
 			return nil
 		case <-g.done:
 			continue
@@ -255,6 +334,14 @@ func (c *Coordinator) doExisting(ctx context.Context, name string, fn func(g *gr
 // Nothing is written to the metastore.
 func (c *Coordinator) Forget(ctx context.Context, name string) {
 	c.doExisting(ctx, name, func(g *group) { g.unload() })
+}
+
+// owns asks the agent whether it owns group now (see Ownership).
+func (c *Coordinator) owns(group string) (term uint64, ok bool) {
+	if c.owner == nil {
+		return 0, true
+	}
+	return c.owner.Owns(group)
 }
 
 // storeCtx bounds one metastore call made on behalf of a group.

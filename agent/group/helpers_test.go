@@ -31,7 +31,7 @@ func testConfig() Config {
 
 type env struct {
 	t     *testing.T
-	store metastore.Store
+	store Store
 	topic metastore.Topic
 }
 
@@ -55,7 +55,7 @@ func newPostgresEnv(t *testing.T) *env {
 	return setupEnv(t, s)
 }
 
-func setupEnv(t *testing.T, s metastore.Store) *env {
+func setupEnv(t *testing.T, s Store) *env {
 	t.Helper()
 	t.Cleanup(func() { s.Close() })
 	topic, err := s.CreateTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 4})
@@ -65,10 +65,13 @@ func setupEnv(t *testing.T, s metastore.Store) *env {
 	return &env{t: t, store: s, topic: topic}
 }
 
-func (e *env) coordinator(cfg Config) *Coordinator {
+func (e *env) coordinator(cfg Config) *Coordinator { return e.coordinatorOwnedBy(cfg, nil) }
+
+// coordinatorOwnedBy is a coordinator that asks owner before it acts.
+func (e *env) coordinatorOwnedBy(cfg Config, owner Ownership) *Coordinator {
 	t := e.t
 	e.t.Helper()
-	c, err := New(cfg, e.store, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
+	c, err := New(cfg, e.store, owner, slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: slog.LevelDebug})), nil)
 	if err != nil {
 		e.t.Fatal(err)
 	}
@@ -165,10 +168,16 @@ func syncReq(group, member string, gen int32, assign map[string][]byte) *kmsg.Sy
 }
 
 func heartbeat(ctx context.Context, c *Coordinator, group, member string, gen int32, instance *string) int16 {
+	r := heartbeatReq(group, member, gen)
+	r.InstanceID = instance
+	return c.Heartbeat(ctx, r).ErrorCode
+}
+
+func heartbeatReq(group, member string, gen int32) *kmsg.HeartbeatRequest {
 	r := kmsg.NewPtrHeartbeatRequest()
 	r.Version = 4
-	r.Group, r.MemberID, r.Generation, r.InstanceID = group, member, gen, instance
-	return c.Heartbeat(ctx, r).ErrorCode
+	r.Group, r.MemberID, r.Generation = group, member, gen
+	return r
 }
 
 func commitReq(group, member string, gen int32, topic string, offsets map[int32]int64) *kmsg.OffsetCommitRequest {

@@ -8,6 +8,8 @@ import (
 	"github.com/google/uuid"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/metastore"
 )
 
 // JoinGroup answers a JoinGroup request (v0-v9). It blocks while the group
@@ -222,7 +224,7 @@ func (g *group) replaceStatic(old *member, cl Client, req *kmsg.JoinGroupRequest
 		g.setJoin(m, cl, req)
 		m.joinReply = nil // answered right here
 		g.heartbeat(m)
-		if err := g.persist(); errors.Is(err, errFenced) {
+		if err := g.persist(); errors.Is(err, metastore.ErrGroupFenced) {
 			resp.ErrorCode = errorCode(err)
 			return nil
 		}

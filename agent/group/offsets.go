@@ -129,6 +129,7 @@ func (g *group) commit(generation int32, memberID string, instanceID *string, of
 		return errorCode(err)
 	}
 	var m *member
+	storedGeneration := int32(-1) // a simple commit: no generation to check
 	if generation >= 0 || memberID != "" || instanceID != nil {
 		if !g.exists && generation >= 0 {
 			return kerr.IllegalGeneration.Code
@@ -140,6 +141,8 @@ func (g *group) commit(generation int32, memberID string, instanceID *string, of
 			return kerr.IllegalGeneration.Code
 		}
 		m = g.members[memberID]
+		// The metastore checks it again against the stored generation.
+		storedGeneration = generation
 	} else if g.state != stateEmpty {
 		// Only members may commit to a group with members.
 		return kerr.UnknownMemberID.Code
@@ -157,8 +160,8 @@ func (g *group) commit(generation int32, memberID string, instanceID *string, of
 	}
 	ctx, cancel := g.c.storeCtx()
 	defer cancel()
-	if err := g.c.store.CommitOffsets(ctx, g.name, offsets); err != nil {
-		g.c.logger.Warn("offset commit failed", "group", g.name, "err", err)
+	if err := g.c.store.CommitOwnedOffsets(ctx, g.name, g.epoch, storedGeneration, offsets); err != nil {
+		g.storeFailed("offset commit failed", err)
 		return errorCode(err)
 	}
 	g.c.metrics.commits.Add(float64(len(offsets)))
@@ -383,7 +386,8 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 		}
 		sctx, cancel := g.c.storeCtx()
 		defer cancel()
-		if err := g.c.store.DeleteOffsets(sctx, g.name, tps); err != nil {
+		if err := g.c.store.DeleteOwnedOffsets(sctx, g.name, g.epoch, tps); err != nil {
+			g.storeFailed("offset delete failed", err)
 			code := errorCode(err)
 			for i := range resp.Topics {
 				for j := range resp.Topics[i].Partitions {

@@ -146,7 +146,7 @@ func TestDeleteListAndOffsetDelete(t *testing.T) { testDeleteListAndOffsetDelete
 
 func testDeleteListAndOffsetDelete(t *testing.T, e *env) {
 	reg := prometheus.NewRegistry()
-	c, err := New(testConfig(), e.store, nil, reg)
+	c, err := New(testConfig(), e.store, nil, nil, reg)
 	if err != nil {
 		t.Fatal(err)
 	}

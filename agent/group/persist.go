@@ -20,7 +20,7 @@ import (
 //
 //	{
 //	  "v": 1,                     format version; unknown versions are not read
-//	  "seq": 7,                   write counter, +1 per save (fencing, below)
+//	  "seq": 7,                   write counter, +1 per save (below)
 //	  "generation": 3,
 //	  "protocol": "cooperative-sticky",
 //	  "leader": "member id",
@@ -34,13 +34,14 @@ import (
 //	  }]
 //	}
 //
-// Fencing: before each save the coordinator reads the stored seq; if it is
-// not the one it last read or wrote, another agent has taken the group over
-// since, and this coordinator drops its copy (its clients get
-// NOT_COORDINATOR and find the current one). The read and the write are not
-// one transaction, so two agents that both believe they coordinate a group
-// in the same instant can still interleave; coordinators are assigned
-// deterministically from the live agents, which makes that window short.
+// Fencing: loading a group claims it (metastore.ClaimGroup) and every
+// write names the claim's epoch, so the metastore refuses the writes of a
+// coordinator whose group another one has claimed since; that coordinator
+// drops its copy and its clients get NOT_COORDINATOR and find the current
+// one. The generation is also stored outside Data, for the metastore to
+// check members' offset commits against. seq is no longer what fences:
+// it is still counted so that agents of earlier versions, which compare it
+// before they save, keep seeing a takeover during a rolling upgrade.
 type persisted struct {
 	V          int               `json:"v"`
 	Seq        int64             `json:"seq"`
@@ -69,26 +70,25 @@ type persistedProtocol struct {
 
 const persistVersion = 1
 
-// errFenced means another coordinator wrote the group since this one read it.
-var errFenced = errors.New("group taken over by another coordinator")
-
-// ensureLoaded reads the group's metastore copy the first time the group
-// is used. Members come back with fresh session timers.
+// ensureLoaded claims the group and reads its metastore copy the first
+// time the group is used. Members come back with fresh session timers.
 func (g *group) ensureLoaded() error {
 	if g.loaded {
 		return nil
 	}
 	ctx, cancel := g.c.storeCtx()
 	defer cancel()
-	sg, found, err := g.c.store.LoadGroup(ctx, g.name)
+	claim, err := g.c.store.ClaimGroup(ctx, g.name)
 	if err != nil {
 		return fmt.Errorf("load group %q: %w", g.name, err)
 	}
 	g.loaded = true
+	g.epoch = claim.Epoch
 	g.state = stateEmpty // not visible in metrics until the group exists
-	if !found {
+	if !claim.Found {
 		return nil
 	}
+	sg := claim.Group
 	g.exists = true
 	g.setState(stateEmpty)
 	g.protocolType = sg.ProtocolType
@@ -143,29 +143,21 @@ func (g *group) ensureLoaded() error {
 		g.setState(stateStable)
 		g.prepareRebalance()
 	}
-	g.c.logger.Info("group loaded", "group", g.name, "state", g.state, "generation", g.generation, "members", len(g.members))
+	g.c.logger.Info("group loaded", "group", g.name, "state", g.state, "generation", g.generation, "members", len(g.members), "epoch", g.epoch)
+	if sg.Generation != g.generation {
+		// Saved before the metastore kept the generation (or by an
+		// older agent): store it, or members' commits are refused. A
+		// failure is logged; the next save stores it.
+		_ = g.persist()
+	}
 	return nil
 }
 
 // persist saves the group. It is called whenever a generation completes or
-// membership changes. On errFenced the group is unloaded.
+// membership changes. When another coordinator has claimed the group since
+// this one loaded it, the save fails with metastore.ErrGroupFenced and the
+// group is unloaded.
 func (g *group) persist() error {
-	ctx, cancel := g.c.storeCtx()
-	defer cancel()
-	cur, found, err := g.c.store.LoadGroup(ctx, g.name)
-	if err != nil {
-		g.c.logger.Warn("group save failed", "group", g.name, "err", err)
-		return fmt.Errorf("save group %q: %w", g.name, err)
-	}
-	var stored persisted
-	if found {
-		_ = json.Unmarshal(cur.Data, &stored) // unreadable: seq 0
-	}
-	if stored.Seq != g.seq || (!found && g.seq > 0) {
-		g.c.logger.Warn("group changed by another coordinator; dropping local state", "group", g.name, "stored_seq", stored.Seq, "local_seq", g.seq)
-		g.gone = true
-		return errFenced
-	}
 	d := persisted{V: persistVersion, Seq: g.seq + 1, Generation: g.generation, Protocol: g.protocol, Leader: g.leader}
 	for _, m := range g.members {
 		pm := persistedMember{
@@ -187,9 +179,13 @@ func (g *group) persist() error {
 	if err != nil {
 		return fmt.Errorf("encode group %q: %w", g.name, err)
 	}
-	err = g.c.store.SaveGroup(ctx, metastore.Group{Name: g.name, State: g.state.String(), ProtocolType: g.protocolType, Data: data})
+	ctx, cancel := g.c.storeCtx()
+	defer cancel()
+	err = g.c.store.SaveOwnedGroup(ctx, g.epoch, metastore.Group{
+		Name: g.name, State: g.state.String(), ProtocolType: g.protocolType, Generation: g.generation, Data: data,
+	})
 	if err != nil {
-		g.c.logger.Warn("group save failed", "group", g.name, "err", err)
+		g.storeFailed("group save failed", err)
 		return fmt.Errorf("save group %q: %w", g.name, err)
 	}
 	g.seq = d.Seq
@@ -198,10 +194,23 @@ func (g *group) persist() error {
 	return nil
 }
 
+// storeFailed logs a failed metastore write; when the write was fenced
+// (another coordinator claimed the group) the group is unloaded.
+func (g *group) storeFailed(msg string, err error) {
+	if errors.Is(err, metastore.ErrGroupFenced) {
+		g.c.logger.Warn("group claimed by another coordinator; dropping local state", "group", g.name, "epoch", g.epoch, "generation", g.generation)
+		g.gone = true
+		return
+	}
+	g.c.logger.Warn(msg, "group", g.name, "err", err)
+}
+
 // errorCode maps the coordinator's internal errors to Kafka error codes,
 // in this one place:
-//   - closed or fenced: NOT_COORDINATOR (retriable; the client
-//     looks the coordinator up again);
+//   - closed, fenced, or not this agent's group now: NOT_COORDINATOR
+//     (retriable; the client looks the coordinator up again);
+//   - a member's generation that is not the stored one:
+//     ILLEGAL_GENERATION (the member rejoins);
 //   - a metastore failure: COORDINATOR_NOT_AVAILABLE (retriable; Kafka
 //     answers it when the offsets topic cannot be written);
 //   - the request's own context ending: REQUEST_TIMED_OUT.
@@ -209,8 +218,10 @@ func errorCode(err error) int16 {
 	switch {
 	case err == nil:
 		return 0
-	case errors.Is(err, ErrClosed), errors.Is(err, errFenced):
+	case errors.Is(err, ErrClosed), errors.Is(err, metastore.ErrGroupFenced), errors.Is(err, errNotOwned):
 		return kerr.NotCoordinator.Code
+	case errors.Is(err, metastore.ErrIllegalGeneration):
+		return kerr.IllegalGeneration.Code
 	case errors.Is(err, metastore.ErrUnknownTopicOrPartition), errors.Is(err, metastore.ErrUnknownTopic):
 		return kerr.UnknownTopicOrPartition.Code
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):

@@ -10,6 +10,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/metastore"
 )
 
 // state is a group's place in Kafka's classic group state machine:
@@ -143,10 +145,15 @@ type group struct {
 	stateView atomic.Int32 // mirror of state, -1 while the group does not exist
 	typeView  atomic.Value // string: mirror of protocolType
 
-	loaded bool  // the metastore copy was read
+	loaded bool  // the metastore copy was read (and the group claimed)
 	exists bool  // the group is in the metastore (or about to be)
 	gone   bool  // run should unload the group after the current op
 	seq    int64 // write counter of the metastore copy (see persist.go)
+	// epoch is the ownership epoch of this coordinator's claim, which
+	// every metastore write names; term is the agent's lease term the
+	// group was loaded under (see Ownership).
+	epoch int64
+	term  uint64
 
 	state        state
 	protocolType string
@@ -250,12 +257,38 @@ func (g *group) setState(s state) {
 	}
 }
 
+// owned reports whether the coordinator may act for g now: the agent owns
+// the group, under the lease term g was loaded in. When it may not, g is
+// dropped after the current op, unchanged, and the next request reloads
+// it under a new claim.
+func (g *group) owned() bool {
+	term, ok := g.c.owns(g.name)
+	if ok && !g.loaded {
+		g.term = term // ensureLoaded runs under this term
+		return true
+	}
+	if ok && term == g.term {
+		return true
+	}
+	if g.loaded && !g.gone {
+		g.c.logger.Info("dropping group state: this agent does not coordinate the group now, or its lease lapsed since the group was loaded",
+			"group", g.name, "state", g.state, "generation", g.generation, "members", len(g.members))
+	}
+	g.gone = true
+	return false
+}
+
 // after runs fn on the group goroutine once d has passed, unless the group
-// is gone by then. Callers guard against stale timers with a seq.
+// is gone by then or not owned (owned) when it fires. Callers guard
+// against stale timers with a seq.
 func (g *group) after(d time.Duration, fn func()) *time.Timer {
 	return time.AfterFunc(d, func() {
 		select {
-		case g.ops <- func(*group) { fn() }:
+		case g.ops <- func(*group) {
+			if g.owned() {
+				fn()
+			}
+		}:
 		case <-g.done:
 		case <-g.c.ctx.Done():
 		}
@@ -490,7 +523,7 @@ func (g *group) completeJoin() {
 	// (run's shutdown does) instead of handing out a generation that the
 	// metastore never saw. Other save failures are not fatal here: the
 	// state is saved again when the generation's assignment is.
-	if err := g.persist(); errors.Is(err, errFenced) {
+	if err := g.persist(); errors.Is(err, metastore.ErrGroupFenced) {
 		return
 	}
 	for _, m := range g.members {

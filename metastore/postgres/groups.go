@@ -14,9 +14,10 @@ import (
 
 // SaveGroup implements metastore.Store.
 func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO groups (name, state, protocol_type, data) VALUES ($1, $2, $3, $4)
-		ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type, data = excluded.data`,
-		g.Name, g.State, g.ProtocolType, g.Data)
+	_, err := s.pool.Exec(ctx, `INSERT INTO groups (name, state, protocol_type, generation, data) VALUES ($1, $2, $3, $4, $5)
+		ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type,
+			generation = excluded.generation, data = excluded.data`,
+		g.Name, g.State, g.ProtocolType, g.Generation, g.Data)
 	if err != nil {
 		return fmt.Errorf("save group %s: %w", g.Name, err)
 	}
@@ -25,9 +26,16 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) error {
 
 // LoadGroup implements metastore.Store.
 func (s *Store) LoadGroup(ctx context.Context, name string) (metastore.Group, bool, error) {
+	return loadGroup(ctx, s.pool, name)
+}
+
+// loadGroup reads one group through q (the pool, or a transaction).
+func loadGroup(ctx context.Context, q interface {
+	QueryRow(context.Context, string, ...any) pgx.Row
+}, name string) (metastore.Group, bool, error) {
 	g := metastore.Group{Name: name}
-	err := s.pool.QueryRow(ctx, `SELECT state, protocol_type, data FROM groups WHERE name = $1`, name).
-		Scan(&g.State, &g.ProtocolType, &g.Data)
+	err := q.QueryRow(ctx, `SELECT state, protocol_type, generation, data FROM groups WHERE name = $1`, name).
+		Scan(&g.State, &g.ProtocolType, &g.Generation, &g.Data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return metastore.Group{}, false, nil
 	}
@@ -39,7 +47,7 @@ func (s *Store) LoadGroup(ctx context.Context, name string) (metastore.Group, bo
 
 // Groups implements metastore.Store.
 func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, state, protocol_type, data FROM groups ORDER BY name`)
+	rows, err := s.pool.Query(ctx, `SELECT name, state, protocol_type, generation, data FROM groups ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -47,7 +55,7 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
 	var out []metastore.Group
 	for rows.Next() {
 		var g metastore.Group
-		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Data); err != nil {
+		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Generation, &g.Data); err != nil {
 			return nil, err
 		}
 		out = append(out, g)
@@ -75,25 +83,25 @@ func tpArrays(tps []metastore.TopicPartition) ([]pgtype.UUID, []int32) {
 	return ids, parts
 }
 
-// CommitOffsets implements metastore.Store: one statement checks every
-// partition exists and upserts the offsets, so an unknown partition
-// commits nothing.
-func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error {
-	// The last commit of a partition in the request wins; one INSERT
-	// cannot upsert the same key twice.
+// offsetRows are committed offsets as the parallel arrays ($2-$7) of the
+// commit statements. The last commit of a partition in a request wins:
+// one INSERT cannot upsert the same key twice.
+type offsetRows struct {
+	ids     []pgtype.UUID
+	parts   []int32
+	offs    []int64
+	epochs  []int32
+	metas   []string
+	commits []time.Time
+}
+
+func newOffsetRows(offsets []metastore.CommittedOffset) offsetRows {
 	last := map[metastore.TopicPartition]int{}
 	for i, o := range offsets {
 		last[o.TopicPartition] = i
 	}
 	now := time.Now()
-	var (
-		ids     []pgtype.UUID
-		parts   []int32
-		offs    []int64
-		epochs  []int32
-		metas   []string
-		commits []time.Time
-	)
+	var r offsetRows
 	for i, o := range offsets {
 		if last[o.TopicPartition] != i {
 			continue
@@ -102,30 +110,51 @@ func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metas
 		if ct.IsZero() {
 			ct = now
 		}
-		ids, parts = append(ids, uuidOf(o.Topic)), append(parts, o.Partition)
-		offs, epochs = append(offs, o.Offset), append(epochs, o.LeaderEpoch)
-		metas, commits = append(metas, o.Metadata), append(commits, ct)
+		r.ids, r.parts = append(r.ids, uuidOf(o.Topic)), append(r.parts, o.Partition)
+		r.offs, r.epochs = append(r.offs, o.Offset), append(r.epochs, o.LeaderEpoch)
+		r.metas, r.commits = append(r.metas, o.Metadata), append(r.commits, ct)
 	}
-	if len(ids) == 0 {
-		return nil
-	}
-	var missing int
-	err := s.pool.QueryRow(ctx, `WITH input AS (
+	return r
+}
+
+// args are the statement arguments $1-$7, then extra.
+func (r offsetRows) args(group string, extra ...any) []any {
+	return append([]any{group, r.ids, r.parts, r.offs, r.epochs, r.metas, r.commits}, extra...)
+}
+
+// The commit statements share these parts: the input rows, those of
+// existing partitions, how many are missing (when any is, nothing is
+// committed), and the upsert, which runs only when cond holds as well.
+const (
+	offsetInput = `input AS (
 			SELECT * FROM unnest($2::uuid[], $3::integer[], $4::bigint[], $5::integer[], $6::text[], $7::timestamptz[])
 				AS u(topic_id, partition, committed_offset, leader_epoch, metadata, commit_time)
 		), known AS (
 			SELECT i.* FROM input i JOIN partitions p ON p.topic_id = i.topic_id AND p.partition = i.partition AND NOT p.deleted
 		), missing AS (
 			SELECT (SELECT count(*) FROM input) - (SELECT count(*) FROM known) AS n
-		), ins AS (
+		)`
+	offsetUpsert = `ins AS (
 			INSERT INTO offsets (group_name, topic_id, partition, committed_offset, leader_epoch, metadata, commit_time)
 			SELECT $1, k.topic_id, k.partition, k.committed_offset, k.leader_epoch, k.metadata, k.commit_time
-			FROM known k WHERE (SELECT n FROM missing) = 0
+			FROM known k WHERE (SELECT n FROM missing) = 0 AND %s
 			ON CONFLICT (group_name, topic_id, partition) DO UPDATE SET
 				committed_offset = excluded.committed_offset, leader_epoch = excluded.leader_epoch,
 				metadata = excluded.metadata, commit_time = excluded.commit_time
-		)
-		SELECT n::integer FROM missing`, group, ids, parts, offs, epochs, metas, commits).Scan(&missing)
+		)`
+)
+
+// CommitOffsets implements metastore.Store: one statement checks every
+// partition exists and upserts the offsets, so an unknown partition
+// commits nothing.
+func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error {
+	r := newOffsetRows(offsets)
+	if len(r.ids) == 0 {
+		return nil
+	}
+	var missing int
+	err := s.pool.QueryRow(ctx, `WITH `+offsetInput+`, `+fmt.Sprintf(offsetUpsert, "true")+`
+		SELECT n::integer FROM missing`, r.args(group)...).Scan(&missing)
 	if err != nil {
 		return fmt.Errorf("commit offsets %s: %w", group, err)
 	}

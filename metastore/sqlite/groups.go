@@ -12,19 +12,28 @@ import (
 
 // SaveGroup implements metastore.Store.
 func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		_, err := tx.ExecContext(ctx, `INSERT INTO groups (name, state, protocol_type, data) VALUES (?, ?, ?, ?)
-			ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type, data = excluded.data`,
-			g.Name, g.State, g.ProtocolType, g.Data)
-		return err
-	})
+	return s.write(ctx, func(tx *sql.Tx) error { return saveGroup(ctx, tx, g) })
+}
+
+func saveGroup(ctx context.Context, tx *sql.Tx, g metastore.Group) error {
+	_, err := tx.ExecContext(ctx, `INSERT INTO groups (name, state, protocol_type, generation, data) VALUES (?, ?, ?, ?, ?)
+		ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type,
+			generation = excluded.generation, data = excluded.data`,
+		g.Name, g.State, g.ProtocolType, g.Generation, g.Data)
+	return err
 }
 
 // LoadGroup implements metastore.Store.
 func (s *Store) LoadGroup(ctx context.Context, name string) (metastore.Group, bool, error) {
+	return loadGroup(ctx, s.r.QueryRowContext, name)
+}
+
+// loadGroup reads one group with queryRow (of the reader pool, or of a
+// transaction).
+func loadGroup(ctx context.Context, queryRow func(context.Context, string, ...any) *sql.Row, name string) (metastore.Group, bool, error) {
 	g := metastore.Group{Name: name}
-	err := s.r.QueryRowContext(ctx, `SELECT state, protocol_type, data FROM groups WHERE name = ?`, name).
-		Scan(&g.State, &g.ProtocolType, &g.Data)
+	err := queryRow(ctx, `SELECT state, protocol_type, generation, data FROM groups WHERE name = ?`, name).
+		Scan(&g.State, &g.ProtocolType, &g.Generation, &g.Data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return metastore.Group{}, false, nil
 	}
@@ -36,7 +45,7 @@ func (s *Store) LoadGroup(ctx context.Context, name string) (metastore.Group, bo
 
 // Groups implements metastore.Store.
 func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, state, protocol_type, data FROM groups ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT name, state, protocol_type, generation, data FROM groups ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -44,7 +53,7 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
 	var out []metastore.Group
 	for rows.Next() {
 		var g metastore.Group
-		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Data); err != nil {
+		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Generation, &g.Data); err != nil {
 			return nil, err
 		}
 		out = append(out, g)
@@ -54,41 +63,45 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
 
 // DeleteGroup implements metastore.Store.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		if _, err := tx.ExecContext(ctx, `DELETE FROM offsets WHERE group_name = ?`, name); err != nil {
-			return err
-		}
-		_, err := tx.ExecContext(ctx, `DELETE FROM groups WHERE name = ?`, name)
+	return s.write(ctx, func(tx *sql.Tx) error { return deleteGroup(ctx, tx, name) })
+}
+
+func deleteGroup(ctx context.Context, tx *sql.Tx, name string) error {
+	if _, err := tx.ExecContext(ctx, `DELETE FROM offsets WHERE group_name = ?`, name); err != nil {
 		return err
-	})
+	}
+	_, err := tx.ExecContext(ctx, `DELETE FROM groups WHERE name = ?`, name)
+	return err
 }
 
 // CommitOffsets implements metastore.Store.
 func (s *Store) CommitOffsets(ctx context.Context, group string, offsets []metastore.CommittedOffset) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, o := range offsets {
-			var one int
-			err := tx.QueryRowContext(ctx, `SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ? AND deleted = 0`, o.Topic[:], o.Partition).Scan(&one)
-			if errors.Is(err, sql.ErrNoRows) {
-				return fmt.Errorf("commit offsets %s: %s/%d: %w", group, o.Topic, o.Partition, metastore.ErrUnknownTopicOrPartition)
-			}
-			if err != nil {
-				return err
-			}
-			ct := o.CommitTime
-			if ct.IsZero() {
-				ct = s.now()
-			}
-			if _, err := tx.ExecContext(ctx, `INSERT INTO offsets (group_name, topic_id, partition, committed_offset, leader_epoch, metadata, commit_time)
-				VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_name, topic_id, partition) DO UPDATE SET
-				committed_offset = excluded.committed_offset, leader_epoch = excluded.leader_epoch,
-				metadata = excluded.metadata, commit_time = excluded.commit_time`,
-				group, o.Topic[:], o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, ct.UnixMicro()); err != nil {
-				return err
-			}
+	return s.write(ctx, func(tx *sql.Tx) error { return s.commitOffsets(ctx, tx, group, offsets) })
+}
+
+func (s *Store) commitOffsets(ctx context.Context, tx *sql.Tx, group string, offsets []metastore.CommittedOffset) error {
+	for _, o := range offsets {
+		var one int
+		err := tx.QueryRowContext(ctx, `SELECT 1 FROM partitions WHERE topic_id = ? AND partition = ? AND deleted = 0`, o.Topic[:], o.Partition).Scan(&one)
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("commit offsets %s: %s/%d: %w", group, o.Topic, o.Partition, metastore.ErrUnknownTopicOrPartition)
 		}
-		return nil
-	})
+		if err != nil {
+			return err
+		}
+		ct := o.CommitTime
+		if ct.IsZero() {
+			ct = s.now()
+		}
+		if _, err := tx.ExecContext(ctx, `INSERT INTO offsets (group_name, topic_id, partition, committed_offset, leader_epoch, metadata, commit_time)
+			VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (group_name, topic_id, partition) DO UPDATE SET
+			committed_offset = excluded.committed_offset, leader_epoch = excluded.leader_epoch,
+			metadata = excluded.metadata, commit_time = excluded.commit_time`,
+			group, o.Topic[:], o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, ct.UnixMicro()); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // FetchOffsets implements metastore.Store.
@@ -136,15 +149,17 @@ func (s *Store) FetchOffsets(ctx context.Context, group string, tps []metastore.
 
 // DeleteOffsets implements metastore.Store.
 func (s *Store) DeleteOffsets(ctx context.Context, group string, tps []metastore.TopicPartition) error {
-	return s.write(ctx, func(tx *sql.Tx) error {
-		for _, tp := range tps {
-			if _, err := tx.ExecContext(ctx, `DELETE FROM offsets WHERE group_name = ? AND topic_id = ? AND partition = ?`,
-				group, tp.Topic[:], tp.Partition); err != nil {
-				return err
-			}
+	return s.write(ctx, func(tx *sql.Tx) error { return deleteOffsets(ctx, tx, group, tps) })
+}
+
+func deleteOffsets(ctx context.Context, tx *sql.Tx, group string, tps []metastore.TopicPartition) error {
+	for _, tp := range tps {
+		if _, err := tx.ExecContext(ctx, `DELETE FROM offsets WHERE group_name = ? AND topic_id = ? AND partition = ?`,
+			group, tp.Topic[:], tp.Partition); err != nil {
+			return err
 		}
-		return nil
-	})
+	}
+	return nil
 }
 
 // RegisterAgent implements metastore.Store. An agent that registered

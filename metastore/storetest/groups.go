@@ -22,10 +22,10 @@ func testGroups(t *testing.T, s metastore.Backend) {
 	}
 	must(t, "SaveGroup g", s.SaveGroup(c, metastore.Group{Name: "g", State: "Empty", ProtocolType: "consumer", Data: []byte{1, 2}}))
 	must(t, "SaveGroup a", s.SaveGroup(c, metastore.Group{Name: "a", State: "Stable", ProtocolType: "connect", Data: nil}))
-	must(t, "SaveGroup g again", s.SaveGroup(c, metastore.Group{Name: "g", State: "Stable", ProtocolType: "consumer", Data: []byte{3}}))
+	must(t, "SaveGroup g again", s.SaveGroup(c, metastore.Group{Name: "g", State: "Stable", ProtocolType: "consumer", Generation: 7, Data: []byte{3}}))
 	g, found, err := s.LoadGroup(c, "g")
 	must(t, "LoadGroup", err)
-	if !found || g.Name != "g" || g.State != "Stable" || g.ProtocolType != "consumer" || !bytes.Equal(g.Data, []byte{3}) {
+	if !found || g.Name != "g" || g.State != "Stable" || g.ProtocolType != "consumer" || g.Generation != 7 || !bytes.Equal(g.Data, []byte{3}) {
 		t.Fatalf("LoadGroup = %+v, %v", g, found)
 	}
 	gs, err = s.Groups(c)

@@ -35,6 +35,7 @@ func Run(t *testing.T, open Opener) {
 		{"DeleteTopicCascades", testDeleteTopicCascades},
 		{"Groups", testGroups},
 		{"CommittedOffsets", testCommittedOffsets},
+		{"GroupOwnership", testGroupOwnership},
 		{"ProducerIDs", testProducerIDs},
 		{"Agents", testAgents},
 		{"LeaseExpiry", testLeaseExpiry},

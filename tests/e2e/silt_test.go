@@ -316,6 +316,28 @@ func (s *silt) Kill() {
 	s.signal(syscall.SIGKILL)
 }
 
+// Pause sends SIGSTOP: the process keeps its sockets and its place in
+// the metastore but runs nothing, as a process stalled by the machine
+// (a long GC pause, a frozen VM) would, until Resume.
+func (s *silt) Pause() { s.t.Helper(); s.send(syscall.SIGSTOP) }
+
+// Resume sends SIGCONT to a paused process.
+func (s *silt) Resume() { s.t.Helper(); s.send(syscall.SIGCONT) }
+
+// send sends sig without waiting for anything.
+func (s *silt) send(sig syscall.Signal) {
+	s.t.Helper()
+	s.mu.Lock()
+	cmd := s.cmd
+	s.mu.Unlock()
+	if cmd == nil {
+		s.t.Fatal("silt is not running")
+	}
+	if err := cmd.Process.Signal(sig); err != nil {
+		s.t.Fatalf("signal %v: %v", sig, err)
+	}
+}
+
 // Restart starts the process again on the same metastore and bucket.
 func (s *silt) Restart() *silt { return s.Start() }
 
