@@ -11,20 +11,24 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
-// BenchCommit measures CommitSegment for segments touching 1, 10 and 100
-// partitions (one 1,000-record batch each, half of them idempotent), one
-// committer at a time and from 8 concurrent committers over the same
-// partitions (the contended case: they queue on the row locks). It
-// reports committed transactions per second.
+// BenchCommit measures CommitSegment for segments touching 1, 10, 100,
+// 1,000 and 10,000 partitions (one 1,000-record batch each, half of them
+// idempotent), one committer at a time and, up to 100 partitions, from 8
+// concurrent committers over the same partitions (the contended case:
+// they queue on the row locks). It reports committed transactions per
+// second; ns/op is the latency of one commit.
 func BenchCommit(b *testing.B, s metastore.Store) {
 	c := b.Context()
-	top, err := s.CreateTopic(c, metastore.TopicSpec{Name: "bench-commit", Partitions: 100})
+	top, err := s.CreateTopic(c, metastore.TopicSpec{Name: "bench-commit", Partitions: 10000})
 	if err != nil {
 		b.Fatal(err)
 	}
 	var segs atomic.Int64
 	for _, parallel := range []bool{false, true} {
-		for _, n := range []int{1, 10, 100} {
+		for _, n := range []int{1, 10, 100, 1000, 10000} {
+			if parallel && n > 100 {
+				continue
+			}
 			name := fmt.Sprintf("partitions=%d", n)
 			if parallel {
 				name += "/committers=8"
