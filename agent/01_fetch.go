@@ -4,12 +4,21 @@ package agent
 //
 // Behaviour:
 //   - The connection's next request may start at once (fetch only reads).
-//   - Partitions are read in request order. Each gets at most its
-//     partition_max_bytes and the response at most max_bytes, in whole
-//     batches, except that the first partition with data always gets at
-//     least one whole batch, however large (KIP-74). An offset inside a
-//     batch returns that whole batch; the client skips the records before
-//     its offset.
+//   - Partitions are read concurrently; index lookups the cache cannot
+//     answer are one metastore round trip for the whole fetch. The fetch
+//     answers by its max_wait (at least 100 ms when data must be read
+//     from the bucket) with what is read by then: a partition whose read
+//     is not done answers no records (never an error) and its read goes
+//     on into the cache for the next fetch.
+//   - Each partition gets at most its partition_max_bytes and the
+//     response at most max_bytes, in whole batches, except that the first
+//     partition with data always gets at least one whole batch, however
+//     large (KIP-74), in request order (clients rotate their partitions
+//     across requests). Reads start in an order that rotates from one
+//     fetch of the connection to the next, so that when not every
+//     partition can be read by the deadline, none starves. An offset
+//     inside a batch returns that whole batch; the client skips the
+//     records before its offset.
 //   - Unknown topics answer UNKNOWN_TOPIC_OR_PARTITION (v13+, named by id:
 //     UNKNOWN_TOPIC_ID); an offset below the log start or above the high
 //     watermark answers OFFSET_OUT_OF_RANGE with both; at the high
@@ -31,7 +40,6 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
-	"sync"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -92,7 +100,7 @@ func (a *Agent) handleFetch(ctx context.Context, r *request) (out kmsg.Response,
 		if req.MinBytes > 0 && req.MaxWaitMillis > 0 && len(watched) > 0 {
 			w = a.reader.Watch(watched)
 		}
-		resp, total, errored := a.fetchOnce(ctx, r, req, topics, topicErrs)
+		resp, total, errored := a.fetchOnce(ctx, r, req, topics, topicErrs, deadline)
 		if w == nil {
 			return resp, nil
 		}
@@ -112,72 +120,73 @@ func (a *Agent) handleFetch(ctx context.Context, r *request) (out kmsg.Response,
 	}
 }
 
-// fetchReadConcurrency bounds the partitions of one fetch read at once: a
-// consumer of many partitions with cold caches waits for about one range
-// GET, not one per partition.
-const fetchReadConcurrency = 8
-
-// partRead is one partition's read, done before the response is assembled.
-type partRead struct {
-	tp     metastore.TopicPartition
-	offset int64
-	limit  int64
-	recs   []byte
-	offs   metastore.PartitionOffsets
-	err    error
-}
+// minReadWait is the least a fetch waits for its partitions' reads,
+// whatever its max_wait: a consumer with max_wait 0 would otherwise never
+// be answered data that needs a GET (it gets it from the cache the next
+// time instead, but not sooner than this).
+const minReadWait = 100 * time.Millisecond
 
 // fetchOnce reads every requested partition once. It returns the response,
 // the record bytes in it, and whether any partition answered an error.
 //
-// Partitions are read concurrently, each up to its own limit and the
-// response's; the response is then assembled in request order, trimming
-// to the response budget in whole batches. What is read but not returned
-// stays in the chunk cache for the next fetch.
-func (a *Agent) fetchOnce(ctx context.Context, r *request, req *kmsg.FetchRequest, topics []metastore.Topic, topicErrs []error) (*kmsg.FetchResponse, int64, bool) {
+// Partitions are read concurrently (fetch.Reader.ReadMany: one metastore
+// round trip for the index lookups the cache cannot answer), until the
+// fetch's deadline: a partition whose data is not read by then answers no
+// records this time (its read finishes into the cache for the next fetch),
+// never an error. Reads start in an order that rotates from one fetch of
+// the connection to the next, so that when not all can be read in time,
+// every partition gets its turn. The response budget goes to partitions
+// in request order, trimmed in whole batches, as Kafka gives it.
+func (a *Agent) fetchOnce(ctx context.Context, r *request, req *kmsg.FetchRequest, topics []metastore.Topic, topicErrs []error, deadline time.Time) (*kmsg.FetchResponse, int64, bool) {
 	respMax := max(int64(req.MaxBytes), 1) // still one batch for the first partition with data
-	reads := make([][]*partRead, len(req.Topics))
-	var all []*partRead
+	reads := make([][]*fetch.PartRead, len(req.Topics))
+	var all []*fetch.PartRead
 	for i := range req.Topics {
 		if topicErrs[i] != nil {
 			continue
 		}
-		reads[i] = make([]*partRead, len(req.Topics[i].Partitions))
+		reads[i] = make([]*fetch.PartRead, len(req.Topics[i].Partitions))
 		for j, rp := range req.Topics[i].Partitions {
 			if rp.Partition < 0 || rp.Partition >= topics[i].Partitions {
 				continue
 			}
-			pr := &partRead{
-				tp:     metastore.TopicPartition{Topic: topics[i].ID, Partition: rp.Partition},
-				offset: rp.FetchOffset,
-				limit:  max(min(int64(rp.PartitionMaxBytes), respMax), 1),
+			pr := &fetch.PartRead{
+				TP:       metastore.TopicPartition{Topic: topics[i].ID, Partition: rp.Partition},
+				Offset:   rp.FetchOffset,
+				MaxBytes: max(min(int64(rp.PartitionMaxBytes), respMax), 1),
 			}
 			reads[i][j] = pr
 			all = append(all, pr)
 		}
 	}
-	read := func(pr *partRead) { pr.recs, pr.offs, pr.err = a.reader.Read(ctx, pr.tp, pr.offset, pr.limit) }
-	if len(all) == 1 {
-		read(all[0])
-	} else {
-		var wg sync.WaitGroup
-		sem := make(chan struct{}, fetchReadConcurrency)
-		for _, pr := range all {
-			sem <- struct{}{}
-			wg.Go(func() {
-				defer func() { <-sem }()
-				read(pr)
-			})
+	readDeadline := deadline
+	if floor := time.Now().Add(minReadWait); readDeadline.Before(floor) {
+		readDeadline = floor
+	}
+	turn := 0
+	if len(all) > 0 {
+		turn = int(r.conn.fetchTurn.Add(1) % uint64(len(all)))
+	}
+	a.reader.ReadMany(ctx, all, turn, respMax, readDeadline)
+
+	// The budget, in request order as Kafka gives it (clients rotate
+	// their partitions across requests): only the first partition with
+	// data may exceed the limits, by its first batch (KIP-74).
+	budget := make(map[*fetch.PartRead][]byte, len(all))
+	remaining := respMax
+	var total int64
+	for _, pr := range all {
+		if !pr.Ready || pr.Err != nil || len(pr.Records) == 0 {
+			continue
 		}
-		wg.Wait()
+		recs := trimBatches(pr.Records, min(pr.MaxBytes, remaining), total == 0)
+		budget[pr] = recs
+		total += int64(len(recs))
+		remaining -= int64(len(recs))
 	}
 
 	resp := req.ResponseKind().(*kmsg.FetchResponse)
-	remaining := respMax
-	var (
-		total   int64
-		errored bool
-	)
+	var errored bool
 	resp.Topics = make([]kmsg.FetchResponseTopic, len(req.Topics))
 	for i := range req.Topics {
 		rt := &req.Topics[i]
@@ -212,11 +221,11 @@ func (a *Agent) fetchOnce(ctx context.Context, r *request, req *kmsg.FetchReques
 				errored = true
 				continue
 			}
-			switch err := pr.err; {
+			switch err := pr.Err; {
 			case err == nil:
 			case errors.Is(err, fetch.ErrOffsetOutOfRange):
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
-				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = pr.offs.HighWatermark, pr.offs.HighWatermark, pr.offs.LogStartOffset
+				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = pr.Offsets.HighWatermark, pr.Offsets.HighWatermark, pr.Offsets.LogStartOffset
 				errored = true
 				continue
 			default:
@@ -227,15 +236,10 @@ func (a *Agent) fetchOnce(ctx context.Context, r *request, req *kmsg.FetchReques
 				}
 				continue
 			}
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = pr.offs.HighWatermark, pr.offs.HighWatermark, pr.offs.LogStartOffset
-			// Only the first partition with data may exceed the limits,
-			// by its first batch (KIP-74).
-			recs := trimBatches(pr.recs, min(int64(rp.PartitionMaxBytes), remaining), total == 0)
-			if recs != nil {
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = pr.Offsets.HighWatermark, pr.Offsets.HighWatermark, pr.Offsets.LogStartOffset
+			if recs := budget[pr]; recs != nil {
 				sp.RecordBatches = recs
 			}
-			total += int64(len(recs))
-			remaining -= int64(len(recs))
 		}
 	}
 	return resp, total, errored

@@ -13,7 +13,9 @@ package agent
 //   - -5 (latest tiered, v9+): everything committed is in object storage,
 //     so the last record's offset (high watermark - 1); -1 for an empty
 //     log.
-//   - v10's timeout is accepted; lookups are single metastore reads.
+//   - v10's timeout is accepted. The earliest and latest lookups of the
+//     whole request are one metastore round trip (or the read path's
+//     cached offsets), whatever the partition count.
 //   - a timestamp: the offset and timestamp of the first record at or
 //     after the log start offset whose timestamp is at or after it; -1/-1
 //     when none. The batch index finds the entry (one max timestamp per
@@ -61,25 +63,62 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 			count[tp{rt.Topic, rp.Partition}]++
 		}
 	}
-	for _, rt := range req.Topics {
-		st := kmsg.NewListOffsetsResponseTopic()
-		st.Topic = rt.Topic
+	// Resolve topics, and read the offsets of every partition asking
+	// for the earliest or latest in one store round trip.
+	type part struct {
+		topic metastore.Topic
+		err   error
+		tp    metastore.TopicPartition
+		offs  *metastore.OffsetsResult
+	}
+	parts := make([][]part, len(req.Topics))
+	var bulk []metastore.TopicPartition
+	var bulkAt [][2]int
+	for i, rt := range req.Topics {
 		t, terr := a.topicByName(ctx, rt.Topic)
-		for _, rp := range rt.Partitions {
-			sp := kmsg.NewListOffsetsResponseTopicPartition()
-			sp.Partition = rp.Partition
-			var err error
+		parts[i] = make([]part, len(rt.Partitions))
+		for j, rp := range rt.Partitions {
+			p := part{topic: t, err: terr, tp: metastore.TopicPartition{Topic: t.ID, Partition: rp.Partition}}
 			switch {
 			case count[tp{rt.Topic, rp.Partition}] > 1:
-				err = kerr.InvalidRequest
+				p.err = kerr.InvalidRequest
 			case terr != nil:
-				err = terr
 			case rp.Partition < 0 || rp.Partition >= t.Partitions:
-				err = metastore.ErrUnknownTopicOrPartition
+				p.err = metastore.ErrUnknownTopicOrPartition
 			case req.Version >= 4 && rp.CurrentLeaderEpoch > 0:
-				err = kerr.UnknownLeaderEpoch
+				p.err = kerr.UnknownLeaderEpoch
+			case rp.Timestamp == -1 || rp.Timestamp == -2 || rp.Timestamp == -4 || rp.Timestamp == -5:
+				bulk = append(bulk, p.tp)
+				bulkAt = append(bulkAt, [2]int{i, j})
+			}
+			parts[i][j] = p
+		}
+	}
+	if len(bulk) > 0 {
+		res, err := a.reader.OffsetsMany(ctx, bulk)
+		for k, at := range bulkAt {
+			p := &parts[at[0]][at[1]]
+			if err != nil {
+				p.err = err
+				continue
+			}
+			p.offs = &res[k]
+		}
+	}
+	for i, rt := range req.Topics {
+		st := kmsg.NewListOffsetsResponseTopic()
+		st.Topic = rt.Topic
+		for j, rp := range rt.Partitions {
+			sp := kmsg.NewListOffsetsResponseTopicPartition()
+			sp.Partition = rp.Partition
+			p := parts[i][j]
+			err := p.err
+			switch {
+			case err != nil:
+			case p.offs != nil:
+				err = endOffset(p.offs, rp.Timestamp, &sp)
 			default:
-				err = a.listOffset(ctx, metastore.TopicPartition{Topic: t.ID, Partition: rp.Partition}, rp.Timestamp, &sp)
+				err = a.listOffset(ctx, p.tp, rp.Timestamp, &sp)
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -99,6 +138,29 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp, nil
+}
+
+// endOffset answers the earliest and latest lookups (-1, -2, -4, -5) from
+// a partition's offsets.
+func endOffset(r *metastore.OffsetsResult, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) error {
+	sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
+	if r.Err != nil {
+		return r.Err
+	}
+	o := r.Offsets
+	switch ts {
+	case -1:
+		sp.Offset = o.HighWatermark
+	case -2, -4:
+		sp.Offset = o.LogStartOffset
+	case -5:
+		if o.HighWatermark == o.LogStartOffset {
+			return nil // no record: offset -1, as Kafka answers
+		}
+		sp.Offset = o.HighWatermark - 1
+	}
+	sp.LeaderEpoch = 0
+	return nil
 }
 
 // listOffset fills sp's offset, timestamp and leader epoch.

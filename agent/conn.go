@@ -12,6 +12,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -47,6 +48,11 @@ type conn struct {
 
 	pending    chan *inflight
 	writerDone chan struct{}
+
+	// fetchTurn rotates where this connection's fetches start reading,
+	// so that every partition gets its turn when not all can be read
+	// before a fetch's deadline.
+	fetchTurn atomic.Uint64
 
 	// mu guards draining.
 	mu sync.Mutex

@@ -44,6 +44,20 @@ func (s *flakyStore) Offsets(ctx context.Context, tp metastore.TopicPartition) (
 	return s.Backend.Offsets(ctx, tp)
 }
 
+func (s *flakyStore) OffsetsMany(ctx context.Context, tps []metastore.TopicPartition) ([]metastore.OffsetsResult, error) {
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	return s.Backend.OffsetsMany(ctx, tps)
+}
+
+func (s *flakyStore) BatchesMany(ctx context.Context, q []metastore.BatchesQuery) ([]metastore.BatchesResult, error) {
+	if s.down.Load() {
+		return nil, errStoreDown
+	}
+	return s.Backend.BatchesMany(ctx, q)
+}
+
 func (s *flakyStore) NextProducerID(ctx context.Context) (int64, error) {
 	if s.down.Load() {
 		return 0, errStoreDown

@@ -50,7 +50,7 @@ func (c *countingBucket) GetRange(ctx context.Context, key string, off, n int64)
 }
 
 type env struct {
-	store  metastore.Store
+	store  metastore.Backend
 	bucket *countingBucket
 	topic  metastore.Topic
 	pipe   *ingest.Pipeline

@@ -19,6 +19,9 @@ type metrics struct {
 	// seeded counts decoded bytes of this agent's own segments cached
 	// at upload.
 	seeded prometheus.Counter
+	// lateReads counts partition reads of a multi-partition fetch that
+	// were not done by its deadline (they finish into the cache).
+	lateReads prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) (*metrics, error) {
@@ -60,6 +63,10 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 			Name: "silt_fetch_seeded_bytes_total",
 			Help: "Decoded bytes of segments this agent uploaded, cached in memory for tailing consumers.",
 		}),
+		lateReads: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "silt_fetch_late_reads_total",
+			Help: "Partition reads of a fetch not done by its deadline: the partition answered no records that time, and the read finished into the cache.",
+		}),
 	}
 	// Zeros, not gaps, before the first read of each tier.
 	for _, tier := range []string{"memory", "disk", "prefetch"} {
@@ -68,7 +75,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	if reg == nil {
 		return m, nil
 	}
-	for _, c := range []prometheus.Collector{m.hits, m.misses, m.cacheBytes, m.bytes, m.waitDuration, m.lookups, m.prefetches, m.prefetchBytes, m.seeded} {
+	for _, c := range []prometheus.Collector{m.hits, m.misses, m.cacheBytes, m.bytes, m.waitDuration, m.lookups, m.prefetches, m.prefetchBytes, m.seeded, m.lateReads} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register fetch metrics: %w", err)
 		}

@@ -43,7 +43,7 @@ type planJob struct {
 // the prefetch pool. Both stop when Close cancels ctx.
 type prefetcher struct {
 	cfg    Config
-	store  metastore.Store
+	store  Store
 	index  *tailIndex
 	chunks *chunks
 	logger *slog.Logger
@@ -63,7 +63,7 @@ type prefetcher struct {
 
 // newPrefetcher starts the read-ahead goroutines; nil when read-ahead is
 // off.
-func newPrefetcher(cfg Config, store metastore.Store, index *tailIndex, c *chunks, logger *slog.Logger, m *metrics) *prefetcher {
+func newPrefetcher(cfg Config, store Store, index *tailIndex, c *chunks, logger *slog.Logger, m *metrics) *prefetcher {
 	if cfg.PrefetchChunks == 0 {
 		return nil
 	}

@@ -15,17 +15,32 @@ import (
 	"github.com/siltdata/silt/segment/objstore"
 )
 
+// Store is what the read path needs of the metastore.
+type Store interface {
+	Batches(ctx context.Context, tp metastore.TopicPartition, offset int64, maxBytes int64) ([]metastore.Batch, metastore.PartitionOffsets, error)
+	Offsets(ctx context.Context, tp metastore.TopicPartition) (metastore.PartitionOffsets, error)
+	metastore.BulkReads
+}
+
 // Reader serves fetches. It is safe for concurrent use. Its read-ahead
-// goroutines run until Close.
+// goroutines, and the reads ReadMany leaves running, run until Close.
 type Reader struct {
 	cfg       Config
-	store     metastore.Store
+	store     Store
 	logger    *slog.Logger
 	m         *metrics
 	index     *tailIndex
 	chunks    *chunks
 	pf        *prefetcher // nil: read-ahead off
 	closeOnce sync.Once   // stops read-ahead once
+
+	// bgCtx is the context of the reads ReadMany leaves running when its
+	// fetch answers; Close cancels it (bgCancel) and waits for them (bg).
+	// bgSlots bounds them, with every ReadMany's own reads.
+	bgCtx    context.Context
+	bgCancel context.CancelFunc
+	bg       sync.WaitGroup
+	bgSlots  chan struct{}
 
 	// watchMu guards watchers and closed.
 	watchMu  sync.Mutex
@@ -35,7 +50,7 @@ type Reader struct {
 
 // New returns a Reader. With a CacheDir, the directory's contents are
 // removed.
-func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Reader, error) {
+func New(cfg Config, store Store, bucket objstore.Bucket, logger *slog.Logger, reg prometheus.Registerer) (*Reader, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, fmt.Errorf("fetch config: %w", err)
 	}
@@ -51,7 +66,11 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 		return nil, err
 	}
 	index := newTailIndex(cfg)
+	bgCtx, bgCancel := context.WithCancel(context.Background())
 	return &Reader{
+		bgCtx:    bgCtx,
+		bgCancel: bgCancel,
+		bgSlots:  make(chan struct{}, backgroundReads),
 		cfg:      cfg,
 		store:    store,
 		logger:   logger,
@@ -92,31 +111,49 @@ func (r *Reader) read(ctx context.Context, tp metastore.TopicPartition, offset, 
 		r.m.lookups.WithLabelValues("cache").Inc()
 	} else {
 		r.m.lookups.WithLabelValues("store").Inc()
-		// A reader far behind the tail will want what follows: one
-		// larger lookup serves its next fetches from the replay run.
-		want := max(maxBytes, 1)
-		if behind {
-			want = max(want, replayLookupBytes)
-		}
-		var res []metastore.Batch
-		var err error
-		res, offs, err = r.store.Batches(ctx, tp, offset, want)
+		res, o, err := r.store.Batches(ctx, tp, offset, lookupBytes(maxBytes, behind))
 		if err != nil {
+			return nil, o, err
+		}
+		if batches, offs, err = r.looked(tp, gen, offset, maxBytes, res, o); err != nil {
 			return nil, offs, err
 		}
-		r.index.update(tp, gen, res, offs)
-		if offset < offs.LogStartOffset || offset > offs.HighWatermark {
-			return nil, offs, ErrOffsetOutOfRange
-		}
-		batches = pick(res, maxBytes)
 	}
-	if len(batches) == 0 || offset == offs.HighWatermark {
-		return nil, offs, nil
-	}
+	out, err := r.materialize(ctx, tp, offset, maxBytes, batches, offs)
+	return out, offs, err
+}
 
+// lookupBytes is how many stored bytes of entries a store lookup for a
+// read of maxBytes asks for. A reader far behind the tail will want what
+// follows: one larger lookup serves its next fetches from the replay run.
+func lookupBytes(maxBytes int64, behind bool) int64 {
+	want := max(maxBytes, 1)
+	if behind {
+		want = max(want, replayLookupBytes)
+	}
+	return want
+}
+
+// looked takes a store lookup's answer for a read of tp at offset (read
+// at index generation gen) into the index cache and returns the entries
+// to read, or ErrOffsetOutOfRange.
+func (r *Reader) looked(tp metastore.TopicPartition, gen uint64, offset, maxBytes int64, res []metastore.Batch, offs metastore.PartitionOffsets) ([]metastore.Batch, metastore.PartitionOffsets, error) {
+	r.index.update(tp, gen, res, offs)
+	if offset < offs.LogStartOffset || offset > offs.HighWatermark {
+		return nil, offs, ErrOffsetOutOfRange
+	}
+	return pick(res, maxBytes), offs, nil
+}
+
+// materialize reads the chunks of the index entries to read and returns
+// their batches from offset on, up to maxBytes (at least one).
+func (r *Reader) materialize(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64, batches []metastore.Batch, offs metastore.PartitionOffsets) ([]byte, error) {
+	if len(batches) == 0 || offset == offs.HighWatermark {
+		return nil, nil
+	}
 	chunks, err := r.loadChunks(ctx, batches)
 	if err != nil {
-		return nil, offs, err
+		return nil, err
 	}
 	out := make([]byte, 0, min(sumLen(batches), max(maxBytes, int64(batches[0].Len))))
 	next := offset // the first offset not yet returned
@@ -124,11 +161,11 @@ func (r *Reader) read(ctx context.Context, tp metastore.TopicPartition, offset, 
 		data := chunks[i]
 		end := int64(b.Pos) + int64(b.Len)
 		if b.Pos < 0 || b.Len < 12 || end > int64(len(data)) {
-			return nil, offs, fmt.Errorf("batch %d of %s: range [%d,%d) outside chunk of %d bytes", b.BaseOffset, b.SegmentKey, b.Pos, end, len(data))
+			return nil, fmt.Errorf("batch %d of %s: range [%d,%d) outside chunk of %d bytes", b.BaseOffset, b.SegmentKey, b.Pos, end, len(data))
 		}
 		var full bool
 		if out, next, full, err = appendEntry(out, data[b.Pos:end], b, next, maxBytes); err != nil {
-			return nil, offs, err
+			return nil, err
 		}
 		if full {
 			break
@@ -136,7 +173,7 @@ func (r *Reader) read(ctx context.Context, tp metastore.TopicPartition, offset, 
 	}
 	r.m.bytes.Add(float64(len(out)))
 	r.pf.observe(tp, offset, next, offs.HighWatermark)
-	return out, offs, nil
+	return out, nil
 }
 
 // appendEntry appends to out the batches of one index entry (its bytes in
@@ -290,7 +327,11 @@ func (r *Reader) Offsets(ctx context.Context, tp metastore.TopicPartition) (meta
 // goroutines. Reads after Close still work (without read-ahead); new
 // watches fire at once. Close may be called more than once.
 func (r *Reader) Close() error {
-	r.closeOnce.Do(r.pf.close)
+	r.closeOnce.Do(func() {
+		r.pf.close()
+		r.bgCancel()
+		r.bg.Wait()
+	})
 	r.watchMu.Lock()
 	r.closed = true
 	for tp, set := range r.watchers {

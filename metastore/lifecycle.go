@@ -13,6 +13,7 @@ import (
 // all of them on every backend.
 type Backend interface {
 	Store
+	BulkReads
 	Leases
 	Lifecycle
 	GroupOwnership

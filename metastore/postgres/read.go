@@ -7,6 +7,7 @@ import (
 	"strconv"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgtype"
 
 	"github.com/siltdata/silt/metastore"
 )
@@ -170,4 +171,101 @@ func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
 	var id int64
 	err := s.pool.QueryRow(ctx, `SELECT nextval('producer_ids')`).Scan(&id)
 	return id, err
+}
+
+var _ metastore.BulkReads = (*Store)(nil)
+
+// BatchesMany implements metastore.BulkReads with one statement: the
+// queries as arrays, each partition's entries by a lateral index scan.
+func (s *Store) BatchesMany(ctx context.Context, queries []metastore.BatchesQuery) ([]metastore.BatchesResult, error) {
+	n := len(queries)
+	topics, parts, offsets := make([]pgtype.UUID, n), make([]int32, n), make([]int64, n)
+	for i, q := range queries {
+		topics[i], parts[i], offsets[i] = uuidOf(q.Topic), q.Partition, q.Offset
+	}
+	out := make([]metastore.BatchesResult, n)
+	found := make([]bool, n)
+	sums := make([]int64, n)
+	rows, err := s.pool.Query(ctx, `SELECT u.ord::integer, p.log_start_offset, p.high_watermark,
+			coalesce(b.base_offset, -1), coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1),
+			coalesce(b.key, ''), coalesce(b.chunk_offset, 0), coalesce(b.chunk_length, 0), coalesce(b.pos, 0), coalesce(b.len, 0)
+		FROM unnest($1::uuid[], $2::integer[], $3::bigint[]) WITH ORDINALITY AS u(t, pa, off, ord)
+		JOIN partitions p ON p.topic_id = u.t AND p.partition = u.pa AND NOT p.deleted
+		LEFT JOIN LATERAL (
+			SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length, b.pos, b.len
+			FROM batches b JOIN segments s ON s.id = b.segment_id
+			WHERE b.partition_id = p.id AND b.last_offset >= u.off
+			ORDER BY b.last_offset LIMIT `+strconv.Itoa(metastore.BulkBatches)+`
+		) b ON true
+		ORDER BY u.ord, b.last_offset`, topics, parts, offsets)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			ord int32
+			o   metastore.PartitionOffsets
+			b   metastore.Batch
+		)
+		if err := rows.Scan(&ord, &o.LogStartOffset, &o.HighWatermark, &b.BaseOffset, &b.LastOffset, &b.MaxTimestamp,
+			&b.SegmentKey, &b.ChunkOffset, &b.ChunkLength, &b.Pos, &b.Len); err != nil {
+			return nil, err
+		}
+		i := int(ord) - 1
+		r := &out[i]
+		found[i] = true
+		r.Offsets = o
+		if b.BaseOffset < 0 || len(r.Batches) > 0 && sums[i]+int64(b.Len) > queries[i].MaxBytes {
+			continue
+		}
+		r.Batches = append(r.Batches, b)
+		sums[i] += int64(b.Len)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if !found[i] {
+			out[i].Err = unknownTP(queries[i].TopicPartition)
+		}
+	}
+	return out, nil
+}
+
+// OffsetsMany implements metastore.BulkReads with one statement.
+func (s *Store) OffsetsMany(ctx context.Context, tps []metastore.TopicPartition) ([]metastore.OffsetsResult, error) {
+	n := len(tps)
+	topics, parts := make([]pgtype.UUID, n), make([]int32, n)
+	for i, tp := range tps {
+		topics[i], parts[i] = uuidOf(tp.Topic), tp.Partition
+	}
+	out := make([]metastore.OffsetsResult, n)
+	found := make([]bool, n)
+	rows, err := s.pool.Query(ctx, `SELECT u.ord::integer, p.log_start_offset, p.high_watermark
+		FROM unnest($1::uuid[], $2::integer[]) WITH ORDINALITY AS u(t, pa, ord)
+		JOIN partitions p ON p.topic_id = u.t AND p.partition = u.pa AND NOT p.deleted`, topics, parts)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var (
+			ord int32
+			o   metastore.PartitionOffsets
+		)
+		if err := rows.Scan(&ord, &o.LogStartOffset, &o.HighWatermark); err != nil {
+			return nil, err
+		}
+		out[ord-1].Offsets, found[ord-1] = o, true
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	for i := range out {
+		if !found[i] {
+			out[i].Err = unknownTP(tps[i])
+		}
+	}
+	return out, nil
 }

@@ -140,3 +140,68 @@ func (s *Store) NextProducerID(ctx context.Context) (int64, error) {
 	})
 	return id, err
 }
+
+var _ metastore.BulkReads = (*Store)(nil)
+
+// BatchesMany implements metastore.BulkReads: SQLite runs in process, so
+// one read transaction of per-partition lookups costs no round trips.
+func (s *Store) BatchesMany(ctx context.Context, queries []metastore.BatchesQuery) ([]metastore.BatchesResult, error) {
+	out := make([]metastore.BatchesResult, len(queries))
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		for i, q := range queries {
+			r := &out[i]
+			id, o, err := partitionRow(ctx, tx, q.TopicPartition)
+			if errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+				r.Err = err
+				continue
+			}
+			if err != nil {
+				return err
+			}
+			r.Offsets = o
+			rows, err := tx.QueryContext(ctx, `SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key,
+				b.chunk_offset, b.chunk_length, b.pos, b.len
+				FROM batches b JOIN segments s ON s.id = b.segment_id
+				WHERE b.partition_id = ? AND b.last_offset >= ? ORDER BY b.last_offset LIMIT ?`, id, q.Offset, metastore.BulkBatches)
+			if err != nil {
+				return err
+			}
+			var sum int64
+			for rows.Next() {
+				var b metastore.Batch
+				if err := rows.Scan(&b.BaseOffset, &b.LastOffset, &b.MaxTimestamp, &b.SegmentKey,
+					&b.ChunkOffset, &b.ChunkLength, &b.Pos, &b.Len); err != nil {
+					rows.Close()
+					return err
+				}
+				if len(r.Batches) > 0 && sum+int64(b.Len) > q.MaxBytes {
+					break
+				}
+				r.Batches = append(r.Batches, b)
+				sum += int64(b.Len)
+			}
+			rows.Close()
+			if err := rows.Err(); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
+	return out, err
+}
+
+// OffsetsMany implements metastore.BulkReads.
+func (s *Store) OffsetsMany(ctx context.Context, tps []metastore.TopicPartition) ([]metastore.OffsetsResult, error) {
+	out := make([]metastore.OffsetsResult, len(tps))
+	err := s.read(ctx, func(tx *sql.Tx) error {
+		for i, tp := range tps {
+			_, o, err := partitionRow(ctx, tx, tp)
+			if err != nil && !errors.Is(err, metastore.ErrUnknownTopicOrPartition) {
+				return err
+			}
+			out[i] = metastore.OffsetsResult{Offsets: o, Err: err}
+		}
+		return nil
+	})
+	return out, err
+}

@@ -28,6 +28,7 @@ func Run(t *testing.T, open Opener) {
 		{"CreatePartitions", testCreatePartitions},
 		{"CommitAndOffsets", testCommitAndOffsets},
 		{"Batches", testBatches},
+		{"BulkReads", testBulkReads},
 		{"Segments", testSegments},
 		{"Timestamps", testTimestamps},
 		{"Idempotence", testIdempotence},
