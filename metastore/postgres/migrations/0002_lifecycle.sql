@@ -48,6 +48,9 @@ CREATE INDEX segments_pending ON segments (created_at) WHERE state = 'pending';
 -- walks the primary key: an index on last_write would make every
 -- producer-state update a non-HOT one).
 ALTER TABLE producer_state ADD COLUMN last_write timestamptz NOT NULL DEFAULT now();
+-- Every idempotent batch rewrites its producer's row: room on each page
+-- keeps those updates HOT (no index maintenance), as for partitions.
+ALTER TABLE producer_state SET (fillfactor = 50);
 
 -- Leases elect singletons (the janitor). epoch grows whenever the lease
 -- changes hands or is taken again after expiring; every write made under
@@ -282,10 +285,12 @@ BEGIN
 	-- are limited to 8000 bytes, so a larger list becomes "*" (anything may
 	-- have changed). Notifying transactions serialize briefly at commit on
 	-- the notification queue lock: one notify per segment keeps that cheap.
-	IF nu > 0 THEN
+	IF nu > 1500 THEN
+		PERFORM pg_notify('silt_commits', '*');
+	ELSIF nu > 0 THEN
 		SELECT string_agg(replace(x.t::text, '-', '') || ':' || x.parts, ';') INTO payload
 		FROM (SELECT p.topic_id AS t, string_agg(p.partition::text, ',' ORDER BY p.partition) AS parts
-			FROM partitions p WHERE p.id = ANY (upd_id) GROUP BY p.topic_id) x;
+			FROM unnest(upd_id) AS u(id) JOIN partitions p ON p.id = u.id GROUP BY p.topic_id) x;
 		IF octet_length(payload) > 7900 THEN
 			payload := '*';
 		END IF;
