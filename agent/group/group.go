@@ -117,6 +117,7 @@ var (
 type Store interface {
 	metastore.Store
 	metastore.GroupOwnership
+	metastore.BulkReads
 }
 
 // Ownership is what the coordinator asks its agent before it acts for a

@@ -76,14 +76,44 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 	defer cancel()
 	store := col.c.store
 	topics := map[metastore.TopicID]string{}
-	hw := map[metastore.TopicPartition]int64{}
+	// Every group's committed offsets first, then every partition's high
+	// watermark in one round trip (a group may consume thousands).
+	type committed struct {
+		group string
+		offs  []metastore.CommittedOffset
+	}
+	var all []committed
+	seen := map[metastore.TopicPartition]bool{}
+	var tps []metastore.TopicPartition
 	for _, name := range names {
 		offs, err := store.FetchOffsets(ctx, name, nil)
 		if err != nil {
 			col.c.logger.Debug("lag scrape failed", "group", name, "err", err)
 			continue
 		}
+		all = append(all, committed{name, offs})
 		for _, o := range offs {
+			if !seen[o.TopicPartition] {
+				seen[o.TopicPartition] = true
+				tps = append(tps, o.TopicPartition)
+			}
+		}
+	}
+	hw := make(map[metastore.TopicPartition]int64, len(tps))
+	if len(tps) > 0 {
+		res, err := store.OffsetsMany(ctx, tps)
+		if err != nil {
+			col.c.logger.Debug("lag scrape failed", "err", err)
+			return
+		}
+		for i, r := range res {
+			if r.Err == nil {
+				hw[tps[i]] = r.Offsets.HighWatermark
+			}
+		}
+	}
+	for _, g := range all {
+		for _, o := range g.offs {
 			tn, ok := topics[o.Topic]
 			if !ok {
 				if t, err := store.TopicByID(ctx, o.Topic); err == nil {
@@ -91,20 +121,12 @@ func (col *collector) Collect(ch chan<- prometheus.Metric) {
 				}
 				topics[o.Topic] = tn
 			}
-			if tn == "" {
+			h, ok := hw[o.TopicPartition]
+			if tn == "" || !ok {
 				continue
 			}
-			h, ok := hw[o.TopicPartition]
-			if !ok {
-				po, err := store.Offsets(ctx, o.TopicPartition)
-				if err != nil {
-					continue
-				}
-				h = po.HighWatermark
-				hw[o.TopicPartition] = h
-			}
 			ch <- prometheus.MustNewConstMetric(lagDesc, prometheus.GaugeValue, float64(max(h-o.Offset, 0)),
-				name, tn, strconv.Itoa(int(o.Partition)))
+				g.group, tn, strconv.Itoa(int(o.Partition)))
 		}
 	}
 }
