@@ -203,6 +203,23 @@ type RetainResult struct {
 	More bool
 }
 
+// RetainReason decides one front row of a Retain call, for the backends:
+// the reason it goes (a Retain* constant), or -1 to keep it and every row
+// after it. bytes is the partition's bytes with the rows before removed.
+func RetainReason(req RetainRequest, lastOffset, maxTS, length, logStart, bytes int64) int {
+	switch {
+	case req.All:
+		return RetainDeleted
+	case lastOffset < logStart:
+		return RetainBelowStart
+	case req.TimestampBelow != 0 && maxTS < req.TimestampBelow:
+		return RetainTime
+	case req.RetainBytes >= 0 && bytes-length >= req.RetainBytes:
+		return RetainSize
+	}
+	return -1
+}
+
 // Removed counts removed index rows and their batch bytes.
 type Removed struct {
 	Rows  int

@@ -211,7 +211,7 @@ func (s *Store) Retain(ctx context.Context, fence metastore.Lease, req metastore
 				return err
 			}
 			n++
-			reason := retainReason(req, lastOff, maxTS, int64(length), p.lso, bytes)
+			reason := metastore.RetainReason(req, lastOff, maxTS, int64(length), p.lso, bytes)
 			if reason < 0 {
 				kept = true
 				break
@@ -251,21 +251,6 @@ func (s *Store) Retain(ctx context.Context, fence metastore.Lease, req metastore
 	return res, err
 }
 
-// retainReason decides one front row of a Retain call: the reason it goes,
-// or -1 to keep it (and every row after it).
-func retainReason(req metastore.RetainRequest, lastOffset, maxTS, length, logStart, bytes int64) int {
-	switch {
-	case req.All:
-		return metastore.RetainDeleted
-	case lastOffset < logStart:
-		return metastore.RetainBelowStart
-	case req.TimestampBelow != 0 && maxTS < req.TimestampBelow:
-		return metastore.RetainTime
-	case req.RetainBytes >= 0 && bytes-length >= req.RetainBytes:
-		return metastore.RetainSize
-	}
-	return -1
-}
 
 const indexRowSelect = `SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length,
 		b.pos, b.len, s.id, s.size, s.compacted, extract(epoch FROM now() - s.created_at)::float8

@@ -403,27 +403,7 @@ func TestCompactionReadBack(t *testing.T) {
 		sameRecords(t, "franz-go", acks, got)
 		sameRecords(t, "kcat", acks, kcatRead(t, ctx, s.Kafka(), topic))
 
-		var kj struct {
-			Consumed []struct {
-				Partition int32   `json:"partition"`
-				Offset    int64   `json:"offset"`
-				Key       *string `json:"key"`
-				Value     *string `json:"value"`
-			} `json:"consumed"`
-		}
-		runNode(t, &kj, "consume", s.Kafka(), topic, "kafkajs-compacted", fmt.Sprint(len(acks)))
-		var kgot []acked
-		for _, m := range kj.Consumed {
-			a := acked{Partition: m.Partition, Offset: m.Offset}
-			if m.Key != nil {
-				a.Key = *m.Key
-			}
-			if m.Value != nil {
-				a.Value = *m.Value
-			}
-			kgot = append(kgot, a)
-		}
-		sameRecords(t, "kafkajs", acks, kgot)
+		sameRecords(t, "kafkajs", acks, kafkajsRead(t, s.Kafka(), topic, "kafkajs-compacted", len(acks)))
 
 		// ListOffsets by timestamp: the first record at or after it,
 		// exactly, although an index row now holds many batches.
@@ -671,30 +651,36 @@ func TestLogCompactionClients(t *testing.T) {
 		}
 		sameRecords(t, "franz-go", want, got)
 		sameRecords(t, "kcat", want, kcatRead(t, ctx, s.Kafka(), topic))
-		var kj struct {
-			Consumed []struct {
-				Partition int32   `json:"partition"`
-				Offset    int64   `json:"offset"`
-				Key       *string `json:"key"`
-				Value     *string `json:"value"`
-			} `json:"consumed"`
-		}
-		runNode(t, &kj, "consume", s.Kafka(), topic, "kafkajs-changelog", fmt.Sprint(len(want)))
-		var kgot []acked
-		for _, m := range kj.Consumed {
-			a := acked{Partition: m.Partition, Offset: m.Offset}
-			if m.Key != nil {
-				a.Key = *m.Key
-			}
-			if m.Value != nil {
-				a.Value = *m.Value
-			}
-			kgot = append(kgot, a)
-		}
-		sameRecords(t, "kafkajs", want, kgot)
+		sameRecords(t, "kafkajs", want, kafkajsRead(t, s.Kafka(), topic, "kafkajs-changelog", len(want)))
 		// The end offset never moves back: offsets are kept.
 		if ends, err := adm.ListEndOffsets(ctx, topic); err != nil || ends[topic][0].Offset != 197 {
 			t.Fatalf("end offset after compaction %v, %v; want 197", ends, err)
 		}
 	})
+}
+
+// kafkajsRead consumes n records of topic with a kafkajs consumer group.
+func kafkajsRead(t *testing.T, addr, topic, group string, n int) []acked {
+	t.Helper()
+	var kj struct {
+		Consumed []struct {
+			Partition int32   `json:"partition"`
+			Offset    int64   `json:"offset"`
+			Key       *string `json:"key"`
+			Value     *string `json:"value"`
+		} `json:"consumed"`
+	}
+	runNode(t, &kj, "consume", addr, topic, group, fmt.Sprint(n))
+	var out []acked
+	for _, m := range kj.Consumed {
+		a := acked{Partition: m.Partition, Offset: m.Offset}
+		if m.Key != nil {
+			a.Key = *m.Key
+		}
+		if m.Value != nil {
+			a.Value = *m.Value
+		}
+		out = append(out, a)
+	}
+	return out
 }
