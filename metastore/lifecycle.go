@@ -17,6 +17,8 @@ type Backend interface {
 	Leases
 	Lifecycle
 	GroupOwnership
+	Credentials
+	ACLs
 }
 
 // Leases elect singletons among agents, such as the storage janitor: a

@@ -261,6 +261,33 @@ type Agent struct {
 	Host   string // advertised host
 	Port   int32  // advertised port
 	Zone   string // optional availability zone (rack)
+	// Listeners are the advertised addresses of each named listener
+	// (Kafka's advertised.listeners), so Metadata can answer a client
+	// the addresses of the listener it connected to. Host and Port are
+	// the first one's.
+	Listeners []Endpoint
+}
+
+// Endpoint is one advertised listener of an agent.
+type Endpoint struct {
+	Name string // listener name, e.g. "PLAINTEXT", "EXTERNAL"
+	Host string
+	Port int32
+}
+
+// Endpoint returns the agent's advertised address on the named listener;
+// an agent registered without listeners has its Host and Port on every
+// listener.
+func (a Agent) Endpoint(listener string) (Endpoint, bool) {
+	if len(a.Listeners) == 0 {
+		return Endpoint{Name: listener, Host: a.Host, Port: a.Port}, true
+	}
+	for _, e := range a.Listeners {
+		if e.Name == listener {
+			return e, true
+		}
+	}
+	return Endpoint{}, false
 }
 
 // Errors returned by Store implementations. Callers test them with
@@ -282,6 +309,10 @@ var (
 	// ErrUnknownProducerID marks a non-zero first sequence from a producer
 	// the partition has no state for.
 	ErrUnknownProducerID = errors.New("unknown producer id")
+
+	// ErrUnknownCredential means the user has no SCRAM credential for
+	// the mechanism.
+	ErrUnknownCredential = errors.New("unknown scram credential")
 
 	// ErrLeaseExpired means an agent's lease is gone.
 	ErrLeaseExpired = errors.New("agent lease expired")

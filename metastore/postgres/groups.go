@@ -217,20 +217,21 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 		if _, err := tx.Exec(ctx, `SELECT pg_advisory_xact_lock($1)`, agentLock); err != nil {
 			return err
 		}
+		listeners := metastore.FormatEndpoints(a.Listeners)
 		err := tx.QueryRow(ctx, `UPDATE agents SET host = $2, port = $3, zone = $4,
-			expires_at = now() + $5 * interval '1 microsecond' WHERE agent_id = $1 RETURNING node_id`,
-			a.ID, a.Host, a.Port, a.Zone, ttl.Microseconds()).Scan(&node)
+			expires_at = now() + $5 * interval '1 microsecond', listeners = $6 WHERE agent_id = $1 RETURNING node_id`,
+			a.ID, a.Host, a.Port, a.Zone, ttl.Microseconds(), listeners).Scan(&node)
 		if !errors.Is(err, pgx.ErrNoRows) {
 			return err
 		}
 		if _, err := tx.Exec(ctx, `DELETE FROM agents WHERE expires_at <= now()`); err != nil {
 			return err
 		}
-		return tx.QueryRow(ctx, `INSERT INTO agents (agent_id, node_id, host, port, zone, expires_at)
+		return tx.QueryRow(ctx, `INSERT INTO agents (agent_id, node_id, host, port, zone, expires_at, listeners)
 			SELECT $1, (SELECT min(n) FROM generate_series(0, (SELECT count(*)::integer FROM agents)) AS n
 				WHERE NOT EXISTS (SELECT 1 FROM agents WHERE node_id = n)),
-				$2, $3, $4, now() + $5 * interval '1 microsecond'
-			RETURNING node_id`, a.ID, a.Host, a.Port, a.Zone, ttl.Microseconds()).Scan(&node)
+				$2, $3, $4, now() + $5 * interval '1 microsecond', $6
+			RETURNING node_id`, a.ID, a.Host, a.Port, a.Zone, ttl.Microseconds(), listeners).Scan(&node)
 	})
 	if err != nil {
 		return 0, fmt.Errorf("register agent %s: %w", a.ID, err)
@@ -259,16 +260,22 @@ func (s *Store) DeregisterAgent(ctx context.Context, agentID string) error {
 
 // LiveAgents implements metastore.Store.
 func (s *Store) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT agent_id, node_id, host, port, zone FROM agents WHERE expires_at > now() ORDER BY node_id`)
+	rows, err := s.pool.Query(ctx, `SELECT agent_id, node_id, host, port, zone, listeners FROM agents WHERE expires_at > now() ORDER BY node_id`)
 	if err != nil {
 		return nil, err
 	}
 	defer rows.Close()
 	var out []metastore.Agent
 	for rows.Next() {
-		var a metastore.Agent
-		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone); err != nil {
+		var (
+			a         metastore.Agent
+			listeners string
+		)
+		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &listeners); err != nil {
 			return nil, err
+		}
+		if a.Listeners, err = metastore.ParseEndpoints(listeners); err != nil {
+			return nil, fmt.Errorf("agent %s: %w", a.ID, err)
 		}
 		out = append(out, a)
 	}

@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5/pgconn"
+
 	"github.com/siltdata/silt/metastore"
 )
 
@@ -20,17 +22,28 @@ var _ metastore.CommitWatcher = (*Store)(nil)
 // notification sent by one of this store's own connections is its own
 // commit and is left out.
 func (s *Store) WatchCommits(ctx context.Context, fn func([]metastore.TopicPartition)) error {
+	return s.watchChannel(ctx, commitChannel, func() { fn(nil) }, func(n *pgconn.Notification) {
+		if _, own := s.own.Load(n.PID); !own {
+			fn(parseCommitPayload(n.Payload))
+		}
+	})
+}
+
+// watchChannel LISTENs on channel until ctx ends, reconnecting with
+// backoff: listening is called each time the LISTEN is in place (changes
+// may have been missed before), notify for each notification.
+func (s *Store) watchChannel(ctx context.Context, channel string, listening func(), notify func(*pgconn.Notification)) error {
 	const maxPause = 5 * time.Second
 	pause := 100 * time.Millisecond
 	for {
-		listening, err := s.listen(ctx, fn)
+		listened, err := s.listen(ctx, channel, listening, notify)
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
-		if listening {
+		if listened {
 			pause = 100 * time.Millisecond
 		}
-		s.logger.Warn("metastore commit notifications interrupted, reconnecting", "err", err, "pause", pause)
+		s.logger.Warn("metastore notifications interrupted, reconnecting", "channel", channel, "err", err, "pause", pause)
 		t := time.NewTimer(pause)
 		select {
 		case <-ctx.Done():
@@ -42,9 +55,9 @@ func (s *Store) WatchCommits(ctx context.Context, fn func([]metastore.TopicParti
 	}
 }
 
-// listen runs one LISTEN session until it fails or ctx ends; listening
+// listen runs one LISTEN session until it fails or ctx ends; listened
 // reports whether it got as far as listening.
-func (s *Store) listen(ctx context.Context, fn func([]metastore.TopicPartition)) (listening bool, err error) {
+func (s *Store) listen(ctx context.Context, channel string, listening func(), notify func(*pgconn.Notification)) (listened bool, err error) {
 	pc, err := s.pool.Acquire(ctx)
 	if err != nil {
 		return false, err
@@ -58,19 +71,16 @@ func (s *Store) listen(ctx context.Context, fn func([]metastore.TopicPartition))
 		defer cancel()
 		conn.Close(cctx)
 	}()
-	if _, err := conn.Exec(ctx, "LISTEN "+commitChannel); err != nil {
+	if _, err := conn.Exec(ctx, "LISTEN "+channel); err != nil {
 		return false, err
 	}
-	fn(nil)
+	listening()
 	for {
 		n, err := conn.WaitForNotification(ctx)
 		if err != nil {
 			return true, err
 		}
-		if _, own := s.own.Load(n.PID); own {
-			continue
-		}
-		fn(parseCommitPayload(n.Payload))
+		notify(n)
 	}
 }
 

@@ -171,8 +171,9 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 	err := s.write(ctx, func(tx *sql.Tx) error {
 		now := s.now()
 		exp := now.Add(ttl).UnixMicro()
-		err := tx.QueryRowContext(ctx, `UPDATE agents SET host = ?, port = ?, zone = ?, expires_at = ? WHERE agent_id = ? RETURNING node_id`,
-			a.Host, a.Port, a.Zone, exp, a.ID).Scan(&node)
+		listeners := metastore.FormatEndpoints(a.Listeners)
+		err := tx.QueryRowContext(ctx, `UPDATE agents SET host = ?, port = ?, zone = ?, expires_at = ?, listeners = ? WHERE agent_id = ? RETURNING node_id`,
+			a.Host, a.Port, a.Zone, exp, listeners, a.ID).Scan(&node)
 		if err == nil || !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
@@ -200,8 +201,8 @@ func (s *Store) RegisterAgent(ctx context.Context, a metastore.Agent, ttl time.D
 		if err := rows.Err(); err != nil {
 			return err
 		}
-		_, err = tx.ExecContext(ctx, `INSERT INTO agents (agent_id, node_id, host, port, zone, expires_at) VALUES (?, ?, ?, ?, ?, ?)`,
-			a.ID, node, a.Host, a.Port, a.Zone, exp)
+		_, err = tx.ExecContext(ctx, `INSERT INTO agents (agent_id, node_id, host, port, zone, expires_at, listeners) VALUES (?, ?, ?, ?, ?, ?, ?)`,
+			a.ID, node, a.Host, a.Port, a.Zone, exp, listeners)
 		return err
 	})
 	if err != nil {
@@ -236,7 +237,7 @@ func (s *Store) DeregisterAgent(ctx context.Context, agentID string) error {
 
 // LiveAgents implements metastore.Store.
 func (s *Store) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT agent_id, node_id, host, port, zone FROM agents WHERE expires_at > ? ORDER BY node_id`,
+	rows, err := s.r.QueryContext(ctx, `SELECT agent_id, node_id, host, port, zone, listeners FROM agents WHERE expires_at > ? ORDER BY node_id`,
 		s.now().UnixMicro())
 	if err != nil {
 		return nil, err
@@ -244,9 +245,15 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
 	defer rows.Close()
 	var out []metastore.Agent
 	for rows.Next() {
-		var a metastore.Agent
-		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone); err != nil {
+		var (
+			a         metastore.Agent
+			listeners string
+		)
+		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &listeners); err != nil {
 			return nil, err
+		}
+		if a.Listeners, err = metastore.ParseEndpoints(listeners); err != nil {
+			return nil, fmt.Errorf("agent %s: %w", a.ID, err)
 		}
 		out = append(out, a)
 	}

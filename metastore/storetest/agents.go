@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -39,14 +40,16 @@ func testAgents(t *testing.T, s metastore.Backend) {
 		t.Fatalf("third node id %d", n)
 	}
 	// Registering again keeps the node id and updates the address.
-	n, err := s.RegisterAgent(c, metastore.Agent{ID: "b", Host: "new", Port: 1234, Zone: "z2"}, ttl)
+	// Listeners round-trip in order.
+	listeners := []metastore.Endpoint{{Name: "INTERNAL", Host: "new", Port: 1234}, {Name: "EXTERNAL", Host: "b.example.com", Port: 9093}}
+	n, err := s.RegisterAgent(c, metastore.Agent{ID: "b", Host: "new", Port: 1234, Zone: "z2", Listeners: listeners}, ttl)
 	must(t, "RegisterAgent b again", err)
 	if n != 1 {
 		t.Fatalf("re-registered b got node %d, want 1", n)
 	}
 	as, err := s.LiveAgents(c)
 	must(t, "LiveAgents", err)
-	if len(as) != 3 || as[1] != (metastore.Agent{ID: "b", NodeID: 1, Host: "new", Port: 1234, Zone: "z2"}) ||
+	if len(as) != 3 || !reflect.DeepEqual(as[1], metastore.Agent{ID: "b", NodeID: 1, Host: "new", Port: 1234, Zone: "z2", Listeners: listeners}) ||
 		as[0].ID != "a" || as[0].Host != "h-a" || as[0].Port != 9092 || as[0].Zone != "z1" || as[2].NodeID != 2 {
 		t.Fatalf("LiveAgents = %+v", as)
 	}

@@ -52,6 +52,9 @@ func Run(t *testing.T, open Opener) {
 		{"DeletedTopicReclaim", testDeletedTopicReclaim},
 		{"ExpireProducers", testExpireProducers},
 		{"LostLeaseFences", testLostLeaseFences},
+		{"ScramCredentials", testScramCredentials},
+		{"ACLs", testACLs},
+		{"ACLWatch", testACLWatch},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
