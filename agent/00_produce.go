@@ -22,6 +22,11 @@ package agent
 //   - LogAppendTime topics: batches are stamped with the broker time (first
 //     and max timestamp, CRC recomputed), which is answered.
 //   - v13 names topics by id; an unknown id answers UNKNOWN_TOPIC_ID.
+//   - Authorization (when on), as Kafka: a transactional request needs
+//     WRITE on its transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
+//     for every partition); each topic needs WRITE, else
+//     TOPIC_AUTHORIZATION_FAILED for its partitions (checked before the
+//     topic's existence, so an unauthorized client learns nothing).
 //
 // Differences from Kafka: transactional batches answer INVALID_TXN_STATE
 // (silt has no transactions yet). Kafka rejects v3+ requests that carry
@@ -68,10 +73,18 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 				p.ErrorMessage = kmsg.StringPtr(ve.Message)
 			}
 		}
-		if p.ErrorCode != kerr.UnknownTopicOrPartition.Code && p.ErrorCode != kerr.UnknownTopicID.Code {
+		switch p.ErrorCode {
+		case kerr.UnknownTopicOrPartition.Code, kerr.UnknownTopicID.Code,
+			kerr.TopicAuthorizationFailed.Code, kerr.TransactionalIDAuthorizationFailed.Code: // logged once by the check
+		default:
 			r.logError(p.ErrorCode, err, "topic", topic, "partition", p.Partition)
 		}
 	}
+
+	// A transactional producer needs WRITE on its transactional id
+	// (checked before the topics, as Kafka does).
+	txnDenied := req.TransactionID != nil &&
+		!r.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
@@ -100,12 +113,19 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			t   metastore.Topic
 			err error
 		)
-		if req.Version >= 13 {
+		switch {
+		case txnDenied:
+			err = kerr.TransactionalIDAuthorizationFailed
+		case req.Version >= 13:
 			t, err = a.topicByID(ctx, metastore.TopicID(rt.TopicID))
 			if errors.Is(err, metastore.ErrUnknownTopic) {
 				err = kerr.UnknownTopicID
+			} else if err == nil && !r.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, t.Name) {
+				err = kerr.TopicAuthorizationFailed
 			}
-		} else {
+		case !r.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic, rt.Topic):
+			err = kerr.TopicAuthorizationFailed
+		default:
 			t, err = a.topicByName(ctx, rt.Topic)
 		}
 		if err != nil {

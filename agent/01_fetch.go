@@ -27,6 +27,9 @@ package agent
 //     woken at once by a commit to any of its partitions (fetch.Reader
 //     watches; nothing polls). A partition error answers at once.
 //   - Batches carry partition leader epoch 0, as Metadata reports.
+//   - Authorization (when on): each topic needs READ, else
+//     TOPIC_AUTHORIZATION_FAILED for its partitions (Kafka's check for a
+//     consumer fetch).
 //
 // Differences from Kafka: no incremental fetch sessions: a session request
 // is answered with session id 0 and no error (KIP-227's "no session",
@@ -66,12 +69,17 @@ func (a *Agent) handleFetch(ctx context.Context, r *request) (out kmsg.Response,
 	topicErrs := make([]error, len(req.Topics))
 	var watched []metastore.TopicPartition
 	for i, rt := range req.Topics {
-		if req.Version >= 13 {
+		switch {
+		case req.Version >= 13:
 			topics[i], topicErrs[i] = a.topicByID(ctx, metastore.TopicID(rt.TopicID))
 			if errors.Is(topicErrs[i], metastore.ErrUnknownTopic) {
 				topicErrs[i] = kerr.UnknownTopicID
+			} else if topicErrs[i] == nil && !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, topics[i].Name) {
+				topicErrs[i] = kerr.TopicAuthorizationFailed
 			}
-		} else {
+		case !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic):
+			topicErrs[i] = kerr.TopicAuthorizationFailed
+		default:
 			topics[i], topicErrs[i] = a.topicByName(ctx, rt.Topic)
 		}
 		if topicErrs[i] != nil {

@@ -75,7 +75,13 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 	var bulk []metastore.TopicPartition
 	var bulkAt [][2]int
 	for i, rt := range req.Topics {
-		t, terr := a.topicByName(ctx, rt.Topic)
+		var (
+			t    metastore.Topic
+			terr error = kerr.TopicAuthorizationFailed
+		)
+		if r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			t, terr = a.topicByName(ctx, rt.Topic)
+		}
 		parts[i] = make([]part, len(rt.Partitions))
 		for j, rp := range rt.Partitions {
 			p := part{topic: t, err: terr, tp: metastore.TopicPartition{Topic: t.ID, Partition: rp.Partition}}
@@ -123,7 +129,7 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
 				sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
-				if sp.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+				if sp.ErrorCode != kerr.UnknownTopicOrPartition.Code && sp.ErrorCode != kerr.TopicAuthorizationFailed.Code {
 					r.logError(sp.ErrorCode, err, "topic", rt.Topic, "partition", rp.Partition)
 				}
 			} else if req.Version == 0 {

@@ -19,8 +19,13 @@ package agent
 //     (Config.AutoCreateTopics) and the request allow it (v4+ flag; always
 //     for v0-v3), with Config.DefaultPartitions; invalid names answer
 //     INVALID_TOPIC_EXCEPTION; otherwise UNKNOWN_TOPIC_OR_PARTITION.
-//   - Authorized operations (v8+) are reported as everything allowed when
-//     asked for: silt has no authorizer, like Kafka without one.
+//   - Authorization (when on), as Kafka: listing all topics leaves out
+//     those the principal may not DESCRIBE; a named topic it may not
+//     DESCRIBE answers TOPIC_AUTHORIZATION_FAILED (named by id:
+//     UNKNOWN_TOPIC_ID, not revealing it exists); auto-creation needs
+//     CREATE on the cluster or the topic, else TOPIC_AUTHORIZATION_FAILED.
+//     Authorized operations (v8+) come from the ACLs (everything without
+//     an authorizer, like Kafka without one).
 //
 // Differences from Kafka: Kafka answers an auto-created topic with
 // LEADER_NOT_AVAILABLE because its creation completes asynchronously;
@@ -39,14 +44,8 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltdata/silt/auth/acl"
 	"github.com/siltdata/silt/metastore"
-)
-
-// Authorized-operation bit sets reported without an authorizer (bit n set
-// for Kafka ACL operation code n).
-const (
-	topicAuthorizedOps   = 1<<3 | 1<<4 | 1<<5 | 1<<6 | 1<<7 | 1<<8 | 1<<10 | 1<<11
-	clusterAuthorizedOps = 1<<5 | 1<<7 | 1<<8 | 1<<9 | 1<<10 | 1<<11 | 1<<12
 )
 
 func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -54,7 +53,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
 	a.members.refreshIfOlder(ctx, onDemandRefresh)
-	live := a.liveAgents()
+	live := a.brokersFor(r.conn.l.cfg.Name)
 	for _, ag := range live {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = ag.NodeID, ag.Host, ag.Port
@@ -66,7 +65,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 	resp.ClusterID = kmsg.StringPtr(a.cfg.ClusterID)
 	resp.ControllerID = live[0].NodeID
 	if req.IncludeClusterAuthorizedOperations {
-		resp.AuthorizedOperations = clusterAuthorizedOps
+		resp.AuthorizedOperations = r.authorizedOps(kmsg.ACLResourceTypeCluster, acl.ClusterName, clusterOps)
 	}
 
 	zone := clientZone(r.clientID)
@@ -78,7 +77,10 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 			return nil, fmt.Errorf("list topics: %w", err)
 		}
 		for _, t := range topics {
-			resp.Topics = append(resp.Topics, a.metadataTopic(t, zone, req.IncludeTopicAuthorizedOperations))
+			if !r.authorizedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
+				continue
+			}
+			resp.Topics = append(resp.Topics, a.metadataTopic(r, live, t, zone, req.IncludeTopicAuthorizedOperations))
 		}
 		return resp, nil
 	}
@@ -94,6 +96,9 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 			}
 			seenID[id] = true
 			t, err := a.topicByID(ctx, id)
+			if err == nil && !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
+				err = kerr.UnknownTopicID
+			}
 			if err != nil {
 				st := kmsg.NewMetadataResponseTopic()
 				st.TopicID = rt.TopicID
@@ -103,7 +108,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 				continue
 			}
 			seenName[t.Name] = true
-			resp.Topics = append(resp.Topics, a.metadataTopic(t, zone, req.IncludeTopicAuthorizedOperations))
+			resp.Topics = append(resp.Topics, a.metadataTopic(r, live, t, zone, req.IncludeTopicAuthorizedOperations))
 			continue
 		}
 		name := *rt.Topic
@@ -111,9 +116,22 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 			continue
 		}
 		seenName[name] = true
-		t, err := a.topicByName(ctx, name)
+		var (
+			t   metastore.Topic
+			err error
+		)
+		if !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, name) {
+			err = kerr.TopicAuthorizationFailed
+		} else {
+			t, err = a.topicByName(ctx, name)
+		}
 		if errors.Is(err, metastore.ErrUnknownTopic) && allowAuto {
-			t, err = a.autoCreateTopic(ctx, name)
+			if r.authorizedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, acl.ClusterName) ||
+				r.authorized(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, name) {
+				t, err = a.autoCreateTopic(ctx, name)
+			} else {
+				err = kerr.TopicAuthorizationFailed
+			}
 		}
 		if err != nil {
 			st := kmsg.NewMetadataResponseTopic()
@@ -125,7 +143,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		resp.Topics = append(resp.Topics, a.metadataTopic(t, zone, req.IncludeTopicAuthorizedOperations))
+		resp.Topics = append(resp.Topics, a.metadataTopic(r, live, t, zone, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
 }
@@ -138,7 +156,8 @@ func metadataErrorCode(err error, unknownCode int16) int16 {
 	switch code := errorCode(err); code {
 	case kerr.UnknownTopicOrPartition.Code:
 		return unknownCode
-	case kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.RequestTimedOut.Code:
+	case kerr.TopicAuthorizationFailed.Code, kerr.UnknownTopicID.Code,
+		kerr.InvalidTopicException.Code, kerr.InvalidConfig.Code, kerr.InvalidPartitions.Code, kerr.RequestTimedOut.Code:
 		return code
 	default:
 		return kerr.LeaderNotAvailable.Code
@@ -146,16 +165,16 @@ func metadataErrorCode(err error, unknownCode int16) int16 {
 }
 
 // metadataTopic describes one topic with its partitions' leaders.
-func (a *Agent) metadataTopic(t metastore.Topic, zone string, withOps bool) kmsg.MetadataResponseTopic {
+func (a *Agent) metadataTopic(r *request, brokers []metastore.Agent, t metastore.Topic, zone string, withOps bool) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = kmsg.StringPtr(t.Name)
 	st.TopicID = t.ID
 	if withOps {
-		st.AuthorizedOperations = topicAuthorizedOps
+		st.AuthorizedOperations = r.authorizedOps(kmsg.ACLResourceTypeTopic, t.Name, topicOps)
 	}
 	st.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
 	for p := range t.Partitions {
-		leader := a.leaderFor(t.ID, p, zone).NodeID
+		leader := leaderAmong(brokers, t.ID, p, zone).NodeID
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p
 		sp.Leader = leader

@@ -12,6 +12,10 @@ package agent
 // other partitions still commit. Offsets are durable (metastore) before
 // the answer.
 //
+// Authorization (when on): READ on the group (else every partition answers
+// GROUP_AUTHORIZATION_FAILED) and on each topic (TOPIC_AUTHORIZATION_FAILED
+// for its partitions, which are not committed).
+//
 // Differences from Kafka: retention times (v2-v4) are ignored: offsets are
 // kept until the group or topic is deleted (Kafka expires offsets of
 // empty groups after offsets.retention.minutes).
@@ -25,20 +29,38 @@ import (
 
 func (a *Agent) handleOffsetCommit(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.OffsetCommitRequest)
-	if !a.ownsGroup(ctx, req.Group) {
-		resp := req.ResponseKind().(*kmsg.OffsetCommitResponse)
-		for _, rt := range req.Topics {
+	// every answers each partition of topics with code.
+	every := func(resp *kmsg.OffsetCommitResponse, topics []kmsg.OffsetCommitRequestTopic, code int16) *kmsg.OffsetCommitResponse {
+		for _, rt := range topics {
 			st := kmsg.NewOffsetCommitResponseTopic()
 			st.Topic = rt.Topic
 			for _, rp := range rt.Partitions {
 				sp := kmsg.NewOffsetCommitResponseTopicPartition()
 				sp.Partition = rp.Partition
-				sp.ErrorCode = kerr.NotCoordinator.Code
+				sp.ErrorCode = code
 				st.Partitions = append(st.Partitions, sp)
 			}
 			resp.Topics = append(resp.Topics, st)
 		}
-		return resp, nil
+		return resp
 	}
-	return a.groups.OffsetCommit(ctx, req), nil
+	if !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		return every(req.ResponseKind().(*kmsg.OffsetCommitResponse), req.Topics, kerr.GroupAuthorizationFailed.Code), nil
+	}
+	if !a.ownsGroup(ctx, req.Group) {
+		return every(req.ResponseKind().(*kmsg.OffsetCommitResponse), req.Topics, kerr.NotCoordinator.Code), nil
+	}
+	// Topics the principal may not READ are answered
+	// TOPIC_AUTHORIZATION_FAILED and not committed.
+	var denied []kmsg.OffsetCommitRequestTopic
+	allowed := *req
+	allowed.Topics = nil
+	for _, rt := range req.Topics {
+		if r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			allowed.Topics = append(allowed.Topics, rt)
+		} else {
+			denied = append(denied, rt)
+		}
+	}
+	return every(a.groups.OffsetCommit(ctx, &allowed), denied, kerr.TopicAuthorizationFailed.Code), nil
 }

@@ -8,6 +8,10 @@ package agent
 //     agree. v4+ batches keys (KIP-699); v0-v3 carry one key.
 //   - An empty group id answers INVALID_REQUEST (Kafka's check); unknown
 //     key types answer INVALID_REQUEST.
+//   - Authorization (when on): DESCRIBE on the group
+//     (GROUP_AUTHORIZATION_FAILED) or the transactional id
+//     (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
+//   - The coordinator's address is the one of the client's listener.
 //
 // Differences from Kafka: silt has no transactions, so key type 1
 // (transactional id) answers COORDINATOR_NOT_AVAILABLE with an error
@@ -41,6 +45,10 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 		c.Key = key
 		c.NodeID = -1
 		switch {
+		case req.CoordinatorType == 0 && !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, key):
+			c.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		case req.CoordinatorType == 1 && !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key):
+			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
 		case req.CoordinatorType == 1:
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 			c.ErrorMessage = kmsg.StringPtr("transactions are not supported by silt")
@@ -48,7 +56,12 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 			c.ErrorCode = kerr.InvalidRequest.Code
 		default:
 			ag := a.coordinatorFor(key)
-			c.NodeID, c.Host, c.Port = ag.NodeID, ag.Host, ag.Port
+			if ep, ok := ag.Endpoint(r.conn.l.cfg.Name); ok {
+				c.NodeID, c.Host, c.Port = ag.NodeID, ep.Host, ep.Port
+			} else {
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				c.ErrorMessage = kmsg.StringPtr("the coordinator has no listener " + r.conn.l.cfg.Name)
+			}
 		}
 		if c.ErrorCode != 0 {
 			r.logError(c.ErrorCode, nil, "key", key, "key_type", req.CoordinatorType)

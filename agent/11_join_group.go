@@ -29,6 +29,13 @@ import (
 
 func (a *Agent) handleJoinGroup(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.JoinGroupRequest)
+	if !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		resp.Generation = -1
+		resp.MemberID = req.MemberID
+		return resp, nil
+	}
 	if req.Group != "" && !a.ownsGroup(ctx, req.Group) {
 		resp := req.ResponseKind().(*kmsg.JoinGroupResponse)
 		resp.ErrorCode = kerr.NotCoordinator.Code

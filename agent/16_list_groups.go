@@ -13,6 +13,8 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/auth/acl"
 )
 
 func (a *Agent) handleListGroups(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -29,7 +31,13 @@ func (a *Agent) handleListGroups(ctx context.Context, r *request) (kmsg.Response
 		r.logError(resp.ErrorCode, err)
 		return resp, nil
 	}
+	// Kafka: DESCRIBE on the cluster lists every group, else only the
+	// groups the principal may DESCRIBE.
+	all := r.authorizedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeCluster, acl.ClusterName)
 	for _, g := range groups {
+		if !all && !r.authorizedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, g.Name) {
+			continue
+		}
 		lg := kmsg.NewListGroupsResponseGroup()
 		lg.Group, lg.ProtocolType, lg.GroupState = g.Name, g.ProtocolType, g.State
 		resp.Groups = append(resp.Groups, lg)

@@ -32,6 +32,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltdata/silt/auth/acl"
 	"github.com/siltdata/silt/metastore"
 )
 
@@ -47,6 +48,8 @@ func (a *Agent) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respon
 	for _, rt := range req.Topics {
 		count[rt.Topic]++
 	}
+	// CREATE on the cluster allows every topic; else CREATE on each.
+	createAll := r.authorizedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, acl.ClusterName)
 	answered := make(map[string]bool, len(req.Topics))
 	for _, rt := range req.Topics {
 		if answered[rt.Topic] {
@@ -58,6 +61,11 @@ func (a *Agent) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respon
 		st.NumPartitions, st.ReplicationFactor = -1, -1
 		if count[rt.Topic] > 1 {
 			setCreateErr(r, &st, kafkaErr(kerr.InvalidRequest, "Create topics request from client contains multiple instances of topic %s", rt.Topic))
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
+		if !createAll && !r.authorized(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			setCreateErr(r, &st, kerr.TopicAuthorizationFailed)
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
@@ -77,6 +85,12 @@ func (a *Agent) handleCreateTopics(ctx context.Context, r *request) (kmsg.Respon
 		}
 		st.TopicID = spec.ID
 		st.NumPartitions, st.ReplicationFactor = spec.Partitions, 1
+		if req.Version >= 5 && !r.authorizedQuiet(kmsg.ACLOperationDescribeConfigs, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			// Kafka answers the configs only to who may describe them.
+			st.ConfigErrorCode = kerr.TopicAuthorizationFailed.Code
+			resp.Topics = append(resp.Topics, st)
+			continue
+		}
 		for _, d := range describeTopicConfigs(spec.Configs, nil, a.cfg.TopicDefaults) {
 			c := kmsg.NewCreateTopicsResponseTopicConfig()
 			c.Name, c.Value, c.Source = d.name, kmsg.StringPtr(d.value), int8(d.source)

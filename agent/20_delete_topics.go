@@ -24,6 +24,31 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
+// deleteAuthorized checks DELETE on the topic (named by id: DESCRIBE
+// first, so an unauthorized client cannot tell an id exists).
+func (a *Agent) deleteAuthorized(ctx context.Context, r *request, rt kmsg.DeleteTopicsRequestTopic) error {
+	if a.authz == nil {
+		return nil
+	}
+	var name string
+	if rt.Topic != nil {
+		name = *rt.Topic
+	} else {
+		t, err := a.topicByID(ctx, metastore.TopicID(rt.TopicID))
+		if err != nil {
+			return nil // deleteTopic answers it
+		}
+		if !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
+			return kerr.UnknownTopicID
+		}
+		name = t.Name
+	}
+	if !r.authorized(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, name) {
+		return kerr.TopicAuthorizationFailed
+	}
+	return nil
+}
+
 func (a *Agent) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DeleteTopicsRequest)
 	resp := req.ResponseKind().(*kmsg.DeleteTopicsResponse)
@@ -40,7 +65,10 @@ func (a *Agent) handleDeleteTopics(ctx context.Context, r *request) (kmsg.Respon
 	for _, rt := range targets {
 		st := kmsg.NewDeleteTopicsResponseTopic()
 		st.Topic, st.TopicID = rt.Topic, rt.TopicID
-		err := a.deleteTopic(ctx, rt)
+		err := a.deleteAuthorized(ctx, r, rt)
+		if err == nil {
+			err = a.deleteTopic(ctx, rt)
+		}
 		if err != nil {
 			st.ErrorCode = errorCode(err)
 			if rt.Topic == nil && st.ErrorCode == kerr.UnknownTopicOrPartition.Code {

@@ -25,6 +25,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/auth/acl"
 )
 
 var errTransactionsUnsupported = errors.New("transactions are not supported by silt")
@@ -34,6 +36,16 @@ func (a *Agent) handleInitProducerID(ctx context.Context, r *request) (kmsg.Resp
 	resp := req.ResponseKind().(*kmsg.InitProducerIDResponse)
 	resp.ProducerID, resp.ProducerEpoch = -1, -1
 	switch {
+	case req.TransactionalID != nil && !r.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionalID):
+		resp.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
+		return resp, nil
+	case req.TransactionalID == nil && !r.authorizedQuiet(kmsg.ACLOperationIdempotentWrite, kmsg.ACLResourceTypeCluster, acl.ClusterName) &&
+		!r.authorizedAny(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTopic):
+		// KIP-679: an idempotent producer needs IDEMPOTENT_WRITE on the
+		// cluster or WRITE on some topic.
+		r.authorizedCluster(kmsg.ACLOperationIdempotentWrite) // the audit line
+		resp.ErrorCode = kerr.ClusterAuthorizationFailed.Code
+		return resp, nil
 	case req.TransactionalID != nil:
 		resp.ErrorCode = kerr.InvalidRequest.Code
 		r.logError(resp.ErrorCode, errTransactionsUnsupported, "transactional_id", *req.TransactionalID)

@@ -28,7 +28,13 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (kms
 	for _, rt := range req.Topics {
 		st := kmsg.NewOffsetForLeaderEpochResponseTopic()
 		st.Topic = rt.Topic
-		t, terr := a.topicByName(ctx, rt.Topic)
+		var (
+			t    metastore.Topic
+			terr error = kerr.TopicAuthorizationFailed
+		)
+		if r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			t, terr = a.topicByName(ctx, rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewOffsetForLeaderEpochResponseTopicPartition()
 			sp.Partition = rp.Partition
@@ -49,7 +55,7 @@ func (a *Agent) handleOffsetForLeaderEpoch(ctx context.Context, r *request) (kms
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
-				if sp.ErrorCode != kerr.UnknownTopicOrPartition.Code {
+				if sp.ErrorCode != kerr.UnknownTopicOrPartition.Code && sp.ErrorCode != kerr.TopicAuthorizationFailed.Code {
 					r.logError(sp.ErrorCode, err, "topic", rt.Topic, "partition", rp.Partition)
 				}
 			}

@@ -41,13 +41,14 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, r *request) (kmsg.Res
 		if len(names) == 0 {
 			names = nil // null and empty both mean every config, as in Kafka
 		}
-		switch rr.ResourceType {
-		case kmsg.ConfigResourceTypeTopic:
+		switch err = r.configAuthorized(kmsg.ACLOperationDescribeConfigs, rr.ResourceType, rr.ResourceName); {
+		case err != nil:
+		case rr.ResourceType == kmsg.ConfigResourceTypeTopic:
 			var set map[string]string
 			if set, err = a.topicConfigs(ctx, rr.ResourceName); err == nil {
 				configs = describeTopicConfigs(set, names, a.cfg.TopicDefaults)
 			}
-		case kmsg.ConfigResourceTypeBroker:
+		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
 			configs, err = a.describeBroker(rr.ResourceName, names)
 		default:
 			err = kafkaErr(kerr.InvalidRequest, "resource type %s is not supported", rr.ResourceType)

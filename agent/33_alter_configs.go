@@ -23,7 +23,11 @@ func (a *Agent) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respon
 	for _, rr := range req.Resources {
 		sr := kmsg.NewAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		if err := a.replaceConfigs(ctx, rr, req.ValidateOnly); err != nil {
+		err := r.configAuthorized(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName)
+		if err == nil {
+			err = a.replaceConfigs(ctx, rr, req.ValidateOnly)
+		}
+		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = kmsg.StringPtr(errMessage(err))
 			r.logError(sr.ErrorCode, err, "resource", rr.ResourceName)

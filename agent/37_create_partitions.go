@@ -38,9 +38,12 @@ func (a *Agent) handleCreatePartitions(ctx context.Context, r *request) (kmsg.Re
 		st := kmsg.NewCreatePartitionsResponseTopic()
 		st.Topic = rt.Topic
 		var err error
-		if count[rt.Topic] > 1 {
+		switch {
+		case count[rt.Topic] > 1:
 			err = kafkaErr(kerr.InvalidRequest, "Duplicate topic in request: %s", rt.Topic)
-		} else {
+		case !r.authorized(kmsg.ACLOperationAlter, kmsg.ACLResourceTypeTopic, rt.Topic):
+			err = kerr.TopicAuthorizationFailed
+		default:
 			err = a.createPartitions(ctx, rt, req.ValidateOnly)
 		}
 		if err != nil {

@@ -21,9 +21,12 @@ func (a *Agent) handleDeleteGroups(ctx context.Context, r *request) (kmsg.Respon
 	for _, name := range req.Groups {
 		g := kmsg.NewDeleteGroupsResponseGroup()
 		g.Group = name
-		if a.ownsGroup(ctx, name) {
+		switch {
+		case !r.authorized(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeGroup, name):
+			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		case a.ownsGroup(ctx, name):
 			g.ErrorCode = a.groups.DeleteGroup(ctx, name)
-		} else {
+		default:
 			g.ErrorCode = kerr.NotCoordinator.Code
 		}
 		if g.ErrorCode != 0 {

@@ -33,7 +33,10 @@ func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, r *request) (
 	for _, rr := range req.Resources {
 		sr := kmsg.NewIncrementalAlterConfigsResponseResource()
 		sr.ResourceType, sr.ResourceName = rr.ResourceType, rr.ResourceName
-		err := a.incrementalAlter(ctx, rr, req.ValidateOnly)
+		err := r.configAuthorized(kmsg.ACLOperationAlterConfigs, rr.ResourceType, rr.ResourceName)
+		if err == nil {
+			err = a.incrementalAlter(ctx, rr, req.ValidateOnly)
+		}
 		if err != nil {
 			sr.ErrorCode = errorCode(err)
 			sr.ErrorMessage = kmsg.StringPtr(errMessage(err))

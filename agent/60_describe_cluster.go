@@ -2,9 +2,10 @@ package agent
 
 // DescribeCluster: v0-v1.
 //
-// Behaviour: the live agents as brokers (as in Metadata), the cluster id,
-// the controller (the live agent with the lowest node id), and all
-// cluster operations as authorized when asked (no authorizer). v1's
+// Behaviour: the live agents as brokers on the client's listener (as in
+// Metadata), the cluster id, the controller (the live agent with the
+// lowest node id), and the principal's authorized cluster operations when
+// asked. Like Kafka it needs no permission. v1's
 // endpoint type must be 1 (brokers); 2 (controllers) answers
 // UNSUPPORTED_ENDPOINT_TYPE, since silt has no separate controllers.
 //
@@ -15,6 +16,8 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/auth/acl"
 )
 
 func (a *Agent) handleDescribeCluster(_ context.Context, r *request) (kmsg.Response, error) {
@@ -27,7 +30,7 @@ func (a *Agent) handleDescribeCluster(_ context.Context, r *request) (kmsg.Respo
 		r.logError(resp.ErrorCode, nil, "endpoint_type", req.EndpointType)
 		return resp, nil
 	}
-	live := a.liveAgents()
+	live := a.brokersFor(r.conn.l.cfg.Name)
 	resp.ClusterID = a.cfg.ClusterID
 	resp.ControllerID = live[0].NodeID
 	for _, ag := range live {
@@ -39,7 +42,7 @@ func (a *Agent) handleDescribeCluster(_ context.Context, r *request) (kmsg.Respo
 		resp.Brokers = append(resp.Brokers, b)
 	}
 	if req.IncludeClusterAuthorizedOperations {
-		resp.ClusterAuthorizedOperations = clusterAuthorizedOps
+		resp.ClusterAuthorizedOperations = r.authorizedOps(kmsg.ACLResourceTypeCluster, acl.ClusterName, clusterOps)
 	}
 	return resp, nil
 }

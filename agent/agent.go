@@ -14,7 +14,6 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
-	"strconv"
 	"sync"
 	"time"
 
@@ -24,6 +23,9 @@ import (
 
 	"github.com/siltdata/silt/agent/group"
 	"github.com/siltdata/silt/agent/ingest"
+	"github.com/siltdata/silt/auth/acl"
+	"github.com/siltdata/silt/auth/sasl"
+	"github.com/siltdata/silt/auth/tlsconf"
 	"github.com/siltdata/silt/fetch"
 	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/segment/objstore"
@@ -33,7 +35,8 @@ import (
 // Config is an agent's configuration. Every field has a default in
 // DefaultConfig; Validate reports what is wrong before anything starts.
 type Config struct {
-	// ListenAddr is the Kafka listener, host:port.
+	// ListenAddr is the Kafka listener, host:port, when Listeners is
+	// empty (one PLAINTEXT listener).
 	ListenAddr string
 	// AdvertisedHost and AdvertisedPort are what Metadata tells clients to
 	// connect to. Empty host: the listener's host, or 127.0.0.1 when the
@@ -87,6 +90,46 @@ type Config struct {
 	// a faster exit.
 	LeaveGrace time.Duration
 
+	// Listeners are the Kafka listeners, each with its security protocol
+	// and advertised address. Empty: one PLAINTEXT listener on
+	// ListenAddr advertising AdvertisedHost and AdvertisedPort.
+	Listeners []Listener
+	// TLS is the certificate (and client-certificate policy) of the SSL
+	// and SASL_SSL listeners; its files are reloaded when they change.
+	TLS tlsconf.Config
+	// SASL selects the mechanisms of the SASL listeners.
+	SASL sasl.Config
+	// Authorize turns on ACL checks (Kafka's authorizer.class.name).
+	// Without it every client may do everything, and the ACL APIs
+	// answer SECURITY_DISABLED.
+	Authorize bool
+	// ACL configures the authorizer: super users and whether a resource
+	// without ACLs is open.
+	ACL acl.Config
+	// ReauthAfter bounds a SASL session (connections.max.reauth.ms,
+	// KIP-368): clients re-authenticate on the same connection before it
+	// ends, or the connection is closed at their next request. Zero:
+	// sessions last as long as the connection (an OAUTHBEARER session
+	// still ends with its token).
+	ReauthAfter time.Duration
+	// FailedAuthDelay delays the answer to a failed authentication
+	// (connection.failed.authentication.delay.ms), so a client guessing
+	// passwords cannot retry at full speed.
+	FailedAuthDelay time.Duration
+	// MaxUnauthenticatedBytes bounds a request frame before the client
+	// authenticated (sasl.server.max.receive.size): a stranger cannot
+	// make the agent allocate more.
+	MaxUnauthenticatedBytes int32
+	// IdleTimeout closes a connection with no request for this long and
+	// nothing in flight (connections.max.idle.ms); zero never does.
+	IdleTimeout time.Duration
+	// MaxConnections bounds the open client connections of the agent
+	// (max.connections) and MaxConnectionsPerIP those from one client IP
+	// (max.connections.per.ip); zero is unbounded. A connection over a
+	// bound is closed at once.
+	MaxConnections      int
+	MaxConnectionsPerIP int
+
 	Ingest ingest.Config
 	Fetch  fetch.Config
 	Group  group.Config
@@ -109,26 +152,48 @@ func (c Config) MemoryBudget() int64 {
 // DefaultConfig returns a configuration for one local agent.
 func DefaultConfig() Config {
 	return Config{
-		ListenAddr:         "127.0.0.1:9092",
-		ClusterID:          "silt",
-		AutoCreateTopics:   true,
-		DefaultPartitions:  1,
-		TopicDefaults:      topicconfig.KafkaDefaults(),
-		MaxRequestBytes:    100 << 20,
-		QueuedRequestBytes: 64 << 20,
-		LeaseTTL:           9 * time.Second,
-		LeaveGrace:         2 * time.Second,
-		Ingest:             ingest.DefaultConfig(),
-		Fetch:              fetch.DefaultConfig(),
-		Group:              group.DefaultConfig(),
+		ListenAddr:        "127.0.0.1:9092",
+		ClusterID:         "silt",
+		AutoCreateTopics:  true,
+		DefaultPartitions: 1,
+		TopicDefaults:     topicconfig.KafkaDefaults(),
+		MaxRequestBytes:   100 << 20,
+		// Kafka's sasl.server.max.receive.size.
+		MaxUnauthenticatedBytes: 512 << 10,
+		QueuedRequestBytes:      64 << 20,
+		LeaseTTL:                9 * time.Second,
+		LeaveGrace:              2 * time.Second,
+		SASL:                    sasl.DefaultConfig(),
+		ACL:                     acl.DefaultConfig(),
+		FailedAuthDelay:         100 * time.Millisecond,
+		IdleTimeout:             10 * time.Minute,
+		Ingest:                  ingest.DefaultConfig(),
+		Fetch:                   fetch.DefaultConfig(),
+		Group:                   group.DefaultConfig(),
 	}
 }
 
 // Validate reports the first invalid setting.
 func (c Config) Validate() error {
 	var errs []error
-	if c.ListenAddr == "" {
+	if c.ListenAddr == "" && len(c.Listeners) == 0 {
 		errs = append(errs, errors.New("listen address is empty"))
+	} else if err := c.validateListeners(); err != nil {
+		errs = append(errs, err)
+	}
+	if c.Authorize {
+		if err := c.ACL.Validate(); err != nil {
+			errs = append(errs, fmt.Errorf("acl: %w", err))
+		}
+	}
+	if c.MaxUnauthenticatedBytes < 1<<10 || c.MaxUnauthenticatedBytes > c.MaxRequestBytes {
+		errs = append(errs, fmt.Errorf("max unauthenticated bytes %d: must be between 1 KiB and the max request bytes", c.MaxUnauthenticatedBytes))
+	}
+	if c.ReauthAfter < 0 || c.FailedAuthDelay < 0 || c.IdleTimeout < 0 {
+		errs = append(errs, errors.New("reauth interval, failed authentication delay and idle timeout must not be negative"))
+	}
+	if c.MaxConnections < 0 || c.MaxConnectionsPerIP < 0 {
+		errs = append(errs, errors.New("connection limits must not be negative"))
 	}
 	if c.DefaultPartitions < 1 {
 		errs = append(errs, fmt.Errorf("default partitions %d: must be at least 1", c.DefaultPartitions))
@@ -165,6 +230,16 @@ type Agent struct {
 
 	metrics *serverMetrics
 	topics  *topicCache
+
+	// Security (see auth/): tlsFiles serves the TLS listeners, sasl the
+	// SASL ones (nil without); authz decides requests (nil when
+	// Config.Authorize is off); creds holds SCRAM credentials (nil when
+	// the store has none).
+	tlsFiles *tlsconf.Files
+	sasl     *sasl.Server
+	authz    *acl.Authorizer
+	creds    metastore.Credentials
+
 	members *membership
 	// queued holds the bytes of request frames read and not yet
 	// released (Config.QueuedRequestBytes).
@@ -188,10 +263,13 @@ type Agent struct {
 	// metastore.CommitWatcher): it runs from Start until ctx ends.
 	watching sync.WaitGroup
 
-	// mu guards ln, conns, started, stopping and closing.
-	mu      sync.Mutex
-	ln      net.Listener
-	conns   map[*conn]struct{}
+	// mu guards lns, conns, perIP, started, stopping and closing.
+	mu    sync.Mutex
+	lns   []*listener
+	conns map[*conn]struct{}
+	// perIP counts open connections by client IP
+	// (Config.MaxConnectionsPerIP).
+	perIP   map[string]int
 	started bool
 	// stopping is set when Shutdown begins (Start must not register any
 	// more); closing once connections are no longer accepted.
@@ -224,8 +302,10 @@ func New(cfg Config, store metastore.Backend, bucket objstore.Bucket, logger *sl
 		logger: logger,
 		reg:    reg,
 		conns:  make(map[*conn]struct{}),
+		perIP:  make(map[string]int),
 		queued: semaphore.NewWeighted(cfg.QueuedRequestBytes),
 	}
+	a.creds, _ = store.(metastore.Credentials)
 	a.ctx, a.cancel = context.WithCancel(context.Background())
 	var err error
 	if a.metrics, err = newServerMetrics(reg); err != nil {
@@ -240,16 +320,22 @@ func New(cfg Config, store metastore.Backend, bucket objstore.Bucket, logger *sl
 		return nil, fmt.Errorf("register silt_agents_live: %w", err)
 	}
 
+	if err := a.newSecurity(); err != nil {
+		return nil, err
+	}
 	if a.reader, err = fetch.New(cfg.Fetch, store, bucket, logger, reg); err != nil {
+		a.closeSecurity()
 		return nil, fmt.Errorf("fetch: %w", err)
 	}
 	reader := a.reader
 	hooks := ingest.Hooks{Uploaded: reader.Seed, Committed: reader.Committed}
 	if a.ingest, err = ingest.New(cfg.Ingest, store, bucket, logger, reg, hooks); err != nil {
+		a.closeSecurity()
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("ingest: %w", err)
 	}
 	if a.groups, err = group.New(cfg.Group, store, groupOwnership{a}, logger, reg); err != nil {
+		a.closeSecurity()
 		_ = a.ingest.Close(context.Background())
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("group: %w", err)
@@ -269,33 +355,76 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.started = true
 	a.mu.Unlock()
 
-	var lc net.ListenConfig
-	ln, err := lc.Listen(ctx, "tcp", a.cfg.ListenAddr)
+	lns, err := a.listen(ctx)
 	if err != nil {
-		return fmt.Errorf("listen %s: %w", a.cfg.ListenAddr, err)
+		return err
 	}
-	if err := a.members.register(ctx, ln.Addr()); err != nil {
-		_ = ln.Close()
+	closeAll := func() {
+		for _, l := range lns {
+			_ = l.ln.Close()
+		}
+	}
+	if a.authz != nil {
+		// Before serving: until the ACLs are loaded every request
+		// would be denied.
+		if err := a.authz.Load(ctx); err != nil {
+			closeAll()
+			return err
+		}
+	}
+	if err := a.members.register(ctx, lns); err != nil {
+		closeAll()
 		return err
 	}
 	a.mu.Lock()
 	if a.stopping { // Shutdown raced with Start
 		a.mu.Unlock()
-		_ = ln.Close()
+		closeAll()
 		_ = a.members.deregister(ctx)
 		return errors.New("agent: shut down during start")
 	}
 	// Under mu, so that Shutdown either sees none of this or all of it.
-	a.ln = ln
+	a.lns = lns
 	a.members.start()
 	a.watchCommits()
-	a.loops.Add(1)
-	go a.acceptLoop(ln)
+	if a.authz != nil {
+		a.watching.Go(func() { a.authz.Run(a.ctx) })
+	}
+	for _, l := range lns {
+		a.loops.Add(1)
+		go a.acceptLoop(l)
+	}
 	a.mu.Unlock()
 
-	a.logger.Info("agent listening", "addr", ln.Addr().String(), "node_id", a.NodeID(),
-		"advertised", net.JoinHostPort(a.self().Host, strconv.Itoa(int(a.self().Port))))
+	for _, l := range lns {
+		ep, _ := a.self().Endpoint(l.cfg.Name)
+		a.logger.Info("agent listening", "listener", l.cfg.Name, "protocol", l.cfg.Protocol,
+			"addr", l.ln.Addr().String(), "node_id", a.NodeID(), "advertised", hostPort(ep.Host, ep.Port))
+	}
 	return nil
+}
+
+// listen binds every listener; on an error none stays bound.
+func (a *Agent) listen(ctx context.Context) ([]*listener, error) {
+	var (
+		lc  net.ListenConfig
+		out []*listener
+	)
+	for _, cfg := range a.cfg.listeners() {
+		ln, err := lc.Listen(ctx, "tcp", cfg.Addr)
+		if err != nil {
+			for _, l := range out {
+				_ = l.ln.Close()
+			}
+			return nil, fmt.Errorf("listen %s (%s): %w", cfg.Addr, cfg.Name, err)
+		}
+		l := &listener{cfg: cfg, ln: ln}
+		if cfg.TLS() {
+			l.tls = a.tlsFiles.ServerConfig()
+		}
+		out = append(out, l)
+	}
+	return out, nil
 }
 
 // watchCommits wakes this agent's waiting fetches on commits made by the
@@ -315,14 +444,28 @@ func (a *Agent) watchCommits() {
 	})
 }
 
-// Addr is the bound listener address ("" before Start), useful with port 0.
+// Addr is the first listener's bound address ("" before Start), useful
+// with port 0.
 func (a *Agent) Addr() string {
 	a.mu.Lock()
 	defer a.mu.Unlock()
-	if a.ln == nil {
+	if len(a.lns) == 0 {
 		return ""
 	}
-	return a.ln.Addr().String()
+	return a.lns[0].ln.Addr().String()
+}
+
+// ListenerAddr is the named listener's bound address ("" when unknown or
+// before Start).
+func (a *Agent) ListenerAddr(name string) string {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	for _, l := range a.lns {
+		if l.cfg.Name == name {
+			return l.ln.Addr().String()
+		}
+	}
+	return ""
 }
 
 // ID is the agent's id in the metastore (Config.AgentID, or the random
@@ -352,7 +495,7 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 	var errs []error
 	a.mu.Lock()
 	a.stopping = true
-	ln := a.ln
+	lns := a.lns
 	a.mu.Unlock()
 
 	// 1. Leave the cluster: the other agents stop naming this one (at
@@ -368,7 +511,7 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("close ingest: %w", err))
 	}
 	// 3. Give the clients time to move before closing their connections.
-	if others && ln != nil && a.cfg.LeaveGrace > 0 {
+	if others && len(lns) > 0 && a.cfg.LeaveGrace > 0 {
 		a.logger.Info("left the cluster; serving while clients move", "grace", a.cfg.LeaveGrace)
 		t := time.NewTimer(a.cfg.LeaveGrace)
 		select {
@@ -385,8 +528,8 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 		conns = append(conns, c)
 	}
 	a.mu.Unlock()
-	if ln != nil {
-		_ = ln.Close()
+	for _, l := range lns {
+		_ = l.ln.Close()
 	}
 	for _, c := range conns {
 		c.stopReading()
@@ -409,5 +552,6 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 	if err := a.reader.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close fetch: %w", err))
 	}
+	a.closeSecurity()
 	return errors.Join(errs...)
 }

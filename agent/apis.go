@@ -35,18 +35,25 @@ var apis = []api{
 	{key: 14, min: 0, max: 5, handle: (*Agent).handleSyncGroup},
 	{key: 15, min: 0, max: 5, handle: (*Agent).handleDescribeGroups},
 	{key: 16, min: 0, max: 4, handle: (*Agent).handleListGroups},
+	{key: 17, min: 0, max: 1, handle: (*Agent).handleSASLHandshake},
 	{key: 18, min: 0, max: 5, handle: (*Agent).handleApiVersions},
 	{key: 19, min: 0, max: 7, handle: (*Agent).handleCreateTopics},
 	{key: 20, min: 0, max: 6, handle: (*Agent).handleDeleteTopics},
 	{key: 21, min: 0, max: 2, handle: (*Agent).handleDeleteRecords},
 	{key: 22, min: 0, max: 4, handle: (*Agent).handleInitProducerID},
 	{key: 23, min: 0, max: 4, handle: (*Agent).handleOffsetForLeaderEpoch},
+	{key: 29, min: 0, max: 3, handle: (*Agent).handleDescribeACLs},
+	{key: 30, min: 0, max: 3, handle: (*Agent).handleCreateACLs},
+	{key: 31, min: 0, max: 3, handle: (*Agent).handleDeleteACLs},
 	{key: 32, min: 0, max: 4, handle: (*Agent).handleDescribeConfigs},
 	{key: 33, min: 0, max: 2, handle: (*Agent).handleAlterConfigs},
+	{key: 36, min: 0, max: 2, handle: (*Agent).handleSASLAuthenticate},
 	{key: 37, min: 0, max: 3, handle: (*Agent).handleCreatePartitions},
 	{key: 42, min: 0, max: 2, handle: (*Agent).handleDeleteGroups},
 	{key: 44, min: 0, max: 1, handle: (*Agent).handleIncrementalAlterConfigs},
 	{key: 47, min: 0, max: 0, handle: (*Agent).handleOffsetDelete},
+	{key: 50, min: 0, max: 0, handle: (*Agent).handleDescribeUserSCRAMCredentials},
+	{key: 51, min: 0, max: 0, handle: (*Agent).handleAlterUserSCRAMCredentials},
 	{key: 60, min: 0, max: 1, handle: (*Agent).handleDescribeCluster},
 }
 
@@ -60,6 +67,7 @@ var apis = []api{
 // at once (it only reads). Responses are always written in arrival order.
 // The server releases every request when its handler returns.
 type request struct {
+	inf      *inflight
 	conn     *conn
 	version  int16
 	clientID string

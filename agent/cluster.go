@@ -85,28 +85,21 @@ func newMembership(a *Agent) *membership {
 	}
 }
 
-// register computes the advertised address from the bound listener and
-// registers the agent.
-func (m *membership) register(ctx context.Context, bound net.Addr) error {
-	host, portStr, err := net.SplitHostPort(bound.String())
-	if err != nil {
-		return fmt.Errorf("listener address %s: %w", bound, err)
-	}
-	port, _ := strconv.Atoi(portStr)
-	if h, _, err := net.SplitHostPort(m.a.cfg.ListenAddr); err == nil && h != "" {
-		host = h
-	}
-	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() || host == "" {
-		host = "127.0.0.1"
-	}
-	if m.a.cfg.AdvertisedHost != "" {
-		host = m.a.cfg.AdvertisedHost
-	}
-	if m.a.cfg.AdvertisedPort != 0 {
-		port = int(m.a.cfg.AdvertisedPort)
+// register computes each listener's advertised address from its bound
+// address and registers the agent. The first listener's is the agent's
+// Host and Port.
+func (m *membership) register(ctx context.Context, lns []*listener) error {
+	var eps []metastore.Endpoint
+	for _, l := range lns {
+		ep, err := advertised(l)
+		if err != nil {
+			return err
+		}
+		eps = append(eps, ep)
 	}
 	m.mu.Lock()
-	m.self.Host, m.self.Port = host, int32(port)
+	m.self.Host, m.self.Port = eps[0].Host, eps[0].Port
+	m.self.Listeners = eps
 	m.mu.Unlock()
 
 	if err := m.registerAgain(ctx); err != nil {
@@ -135,6 +128,31 @@ func (m *membership) registerAgain(ctx context.Context) error {
 	m.lapsed = false
 	m.validUntil = start.Add(m.a.cfg.LeaseTTL)
 	return nil
+}
+
+// advertised is what a listener tells clients to connect to: its
+// configured advertised address, else the bound one (127.0.0.1 for a
+// wildcard host).
+func advertised(l *listener) (metastore.Endpoint, error) {
+	bound := l.ln.Addr()
+	host, portStr, err := net.SplitHostPort(bound.String())
+	if err != nil {
+		return metastore.Endpoint{}, fmt.Errorf("listener address %s: %w", bound, err)
+	}
+	port, _ := strconv.Atoi(portStr)
+	if h, _, err := net.SplitHostPort(l.cfg.Addr); err == nil && h != "" {
+		host = h
+	}
+	if ip := net.ParseIP(host); ip != nil && ip.IsUnspecified() || host == "" {
+		host = "127.0.0.1"
+	}
+	if l.cfg.AdvertisedHost != "" {
+		host = l.cfg.AdvertisedHost
+	}
+	if l.cfg.AdvertisedPort != 0 {
+		port = int(l.cfg.AdvertisedPort)
+	}
+	return metastore.Endpoint{Name: l.cfg.Name, Host: host, Port: int32(port)}, nil
 }
 
 // start runs the lease loop.
@@ -277,10 +295,16 @@ func (m *membership) refreshLocked(ctx context.Context) {
 		live = append(live, m.self)
 	}
 	slices.SortFunc(live, func(x, y metastore.Agent) int { return int(x.NodeID) - int(y.NodeID) })
-	if !slices.Equal(live, m.live) {
+	if !slices.EqualFunc(live, m.live, sameAgent) {
 		m.a.logger.Info("live agents", "agents", agentList(live))
 	}
 	m.live = live
+}
+
+// sameAgent compares two registrations, listeners included.
+func sameAgent(x, y metastore.Agent) bool {
+	return x.ID == y.ID && x.NodeID == y.NodeID && x.Host == y.Host && x.Port == y.Port && x.Zone == y.Zone &&
+		slices.Equal(x.Listeners, y.Listeners)
 }
 
 // stop ends the lease loop (no-op when it never started).
@@ -415,10 +439,39 @@ func (a *Agent) liveAgents() []metastore.Agent { return a.members.liveAgents() }
 // client zone that some live agent has, only agents of that zone are
 // candidates (no cross-zone traffic).
 func (a *Agent) leaderFor(topic metastore.TopicID, partition int32, clientZone string) metastore.Agent {
+	return leaderAmong(a.liveAgents(), topic, partition, clientZone)
+}
+
+// leaderAmong is leaderFor over the given agents (those reachable on a
+// client's listener).
+func leaderAmong(agents []metastore.Agent, topic metastore.TopicID, partition int32, clientZone string) metastore.Agent {
 	var key [20]byte
 	copy(key[:], topic[:])
 	binary.BigEndian.PutUint32(key[16:], uint32(partition))
-	return pick(a.liveAgents(), key[:], clientZone)
+	return pick(agents, key[:], clientZone)
+}
+
+// brokersFor is the live agents as a client of the named listener sees
+// them: each with its address on that listener (Kafka answers each
+// client the addresses of the listener it connected to). Agents without
+// the listener are left out; this agent is always in.
+func (a *Agent) brokersFor(listener string) []metastore.Agent {
+	live := a.liveAgents()
+	out := make([]metastore.Agent, 0, len(live))
+	for _, x := range live {
+		if ep, ok := x.Endpoint(listener); ok {
+			x.Host, x.Port = ep.Host, ep.Port
+			out = append(out, x)
+		}
+	}
+	if len(out) == 0 { // leaving, or a listener the registry lost: answer ourselves
+		self := a.self()
+		if ep, ok := self.Endpoint(listener); ok {
+			self.Host, self.Port = ep.Host, ep.Port
+		}
+		out = append(out, self)
+	}
+	return out
 }
 
 // coordinatorFor names the agent that coordinates a consumer group (or

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"crypto/tls"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -19,6 +20,9 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltdata/silt/agent/group"
+	"github.com/siltdata/silt/auth"
+	"github.com/siltdata/silt/auth/sasl"
+	"github.com/siltdata/silt/auth/tlsconf"
 )
 
 // maxInFlight bounds the requests of one connection that are read but not
@@ -38,8 +42,10 @@ const maxInFlight = 100
 //     socket when pending is drained or the connection is aborted.
 type conn struct {
 	a      *Agent
-	nc     net.Conn
+	nc     net.Conn // a *tls.Conn on TLS listeners
+	l      *listener
 	remote string
+	host   string // the client's IP, for ACLs and connection limits
 
 	// ctx is every request's context: cancelled when the connection
 	// aborts or the agent shuts down.
@@ -59,6 +65,25 @@ type conn struct {
 	// draining is set by Shutdown: the reader stops without treating the
 	// interrupted read as an error, and the writer still flushes answers.
 	draining bool
+
+	// outstanding counts requests read and not yet answered: a
+	// connection waiting for an answer is not idle.
+	outstanding atomic.Int32
+
+	// authMu guards the authentication state below. On a SASL listener
+	// a connection starts unauthenticated: until SaslAuthenticate
+	// succeeds only ApiVersions, SaslHandshake and SaslAuthenticate are
+	// accepted, one at a time, in frames of at most
+	// Config.MaxUnauthenticatedBytes.
+	authMu        sync.Mutex
+	principal     string
+	authenticated bool
+	handshaken    bool         // SaslHandshake accepted: the exchange is next
+	rawTokens     bool         // SaslHandshake v0: raw SASL frames follow
+	mech          string       // the mechanism of the (last) exchange
+	session       sasl.Session // the exchange in progress
+	reauthing     bool         // a KIP-368 re-authentication is in progress
+	expires       time.Time    // the session's end (zero: none)
 }
 
 // inflight is one request between its arrival and its answer.
@@ -70,19 +95,34 @@ type inflight struct {
 	release chan struct{} // closed when the next request may start
 	resp    kmsg.Response // nil: nothing to send (acks=0 produce)
 	err     error         // non-nil: close the connection
+	// raw is a SASL token answered without a Kafka header (after
+	// SaslHandshake v0), sent instead of resp when rawReply is set.
+	raw      []byte
+	rawReply bool
+	// closeAfter closes the connection once the answer is written
+	// (failed authentication).
+	closeAfter bool
 }
 
-func newConn(a *Agent, nc net.Conn) *conn {
+func newConn(a *Agent, l *listener, nc net.Conn) *conn {
 	ctx, cancel := context.WithCancel(a.ctx)
-	return &conn{
+	c := &conn{
 		a:          a,
 		nc:         nc,
+		l:          l,
 		remote:     nc.RemoteAddr().String(),
 		ctx:        ctx,
 		cancel:     cancel,
 		pending:    make(chan *inflight, maxInFlight),
 		writerDone: make(chan struct{}),
+		principal:  auth.Anonymous,
 	}
+	c.host = clientHost(c.remote)
+	c.authenticated = !l.cfg.SASL()
+	if l.tls != nil {
+		c.nc = tls.Server(nc, l.tls)
+	}
+	return c
 }
 
 // abort closes the connection at once: pending answers are dropped and
@@ -125,21 +165,39 @@ var errClose = errors.New("closing connection")
 func (c *conn) readLoop() {
 	defer c.a.loops.Done()
 	defer close(c.pending)
+	if !c.handshakeTLS() {
+		return
+	}
 	var (
 		size [4]byte
 		prev *inflight
 	)
 	for {
-		if _, err := io.ReadFull(c.nc, size[:]); err != nil {
+		if c.a.cfg.IdleTimeout > 0 {
+			_ = c.nc.SetReadDeadline(time.Now().Add(c.a.cfg.IdleTimeout))
+		}
+		if m, err := io.ReadFull(c.nc, size[:]); err != nil {
+			if m == 0 && errors.Is(err, os.ErrDeadlineExceeded) && !c.isDraining() && c.outstanding.Load() > 0 {
+				continue // not idle: an answer is still on its way
+			}
+			if m == 0 && errors.Is(err, os.ErrDeadlineExceeded) && !c.isDraining() {
+				c.a.metrics.idleClosed.Inc()
+				c.a.logger.Debug("closing idle connection", "client", c.remote, "idle", c.a.cfg.IdleTimeout)
+			}
 			c.readEnded(err)
 			return
 		}
+		authed, raw := c.authState()
+		limit := c.a.cfg.MaxRequestBytes
+		if !authed {
+			limit = c.a.cfg.MaxUnauthenticatedBytes
+		}
 		n := int32(binary.BigEndian.Uint32(size[:]))
-		if n < 0 || n > c.a.cfg.MaxRequestBytes {
+		if n < 0 || n > limit {
 			// Kafka's InvalidReceiveException: the size is never
 			// allocated, the connection is closed.
 			c.a.logger.Warn("closing connection: request size out of range",
-				"client", c.remote, "size", n, "max", c.a.cfg.MaxRequestBytes)
+				"client", c.remote, "size", n, "max", limit, "authenticated", authed)
 			c.abort()
 			return
 		}
@@ -160,7 +218,22 @@ func (c *conn) readLoop() {
 			c.readEnded(err)
 			return
 		}
+		if raw {
+			// After SaslHandshake v0 the frame is a bare SASL token.
+			c.a.queued.Release(queued)
+			inf := c.rawToken(frame)
+			c.outstanding.Add(1)
+			select {
+			case c.pending <- inf:
+			case <-c.ctx.Done():
+				return
+			}
+			continue
+		}
 		inf, start, err := c.decode(frame, queued)
+		if err == nil {
+			err = c.admit(inf.key)
+		}
 		if err != nil {
 			c.a.queued.Release(queued)
 			c.abort()
@@ -175,6 +248,7 @@ func (c *conn) readLoop() {
 				return
 			}
 		}
+		c.outstanding.Add(1)
 		select {
 		case c.pending <- inf:
 		case <-c.ctx.Done():
@@ -185,8 +259,49 @@ func (c *conn) readLoop() {
 			go start()
 		}
 		prev = inf
+		if !authed || isSASLKey(inf.key) {
+			// The answer may change what the next frame is allowed to
+			// be (or whether it is a Kafka request at all): read it
+			// only once this one is handled.
+			select {
+			case <-inf.done:
+			case <-c.ctx.Done():
+				return
+			}
+		}
 	}
 }
+
+// handshakeTLS runs the TLS handshake of a TLS listener's connection,
+// within tlsHandshakeTimeout, and takes the principal from the client
+// certificate on an SSL listener. It reports whether to go on; a failed
+// handshake (a bad or missing client certificate, not TLS at all) closes
+// the connection.
+func (c *conn) handshakeTLS() bool {
+	tc, ok := c.nc.(*tls.Conn)
+	if !ok {
+		return true
+	}
+	ctx, cancel := context.WithTimeout(c.ctx, tlsHandshakeTimeout)
+	defer cancel()
+	if err := tc.HandshakeContext(ctx); err != nil {
+		c.a.metrics.authFailures.WithLabelValues("TLS").Inc()
+		c.a.logger.Warn("closing connection: tls handshake failed", "client", c.remote, "listener", c.l.cfg.Name, "err", err)
+		c.abort()
+		return false
+	}
+	if c.l.cfg.Protocol == SSL {
+		p := tlsconf.Principal(tc.ConnectionState())
+		c.authMu.Lock()
+		c.principal = p
+		c.authMu.Unlock()
+	}
+	return true
+}
+
+// tlsHandshakeTimeout bounds a TLS handshake: a client that connects and
+// says nothing holds no goroutine for longer.
+const tlsHandshakeTimeout = 10 * time.Second
 
 // unqueuedFrame is the largest frame not counted against
 // Config.QueuedRequestBytes: control requests never wait behind produce
@@ -290,6 +405,7 @@ func (c *conn) decode(frame []byte, queued int64) (inf *inflight, start func(), 
 	}
 	var once sync.Once
 	r := &request{
+		inf:      inf,
 		conn:     c,
 		version:  h.version,
 		clientID: h.clientID,
@@ -379,7 +495,17 @@ func (c *conn) writeLoop() {
 	broken := false
 	for inf := range c.pending {
 		<-inf.done // handlers always finish: their context ends with the connection
+		c.outstanding.Add(-1)
 		if broken {
+			continue
+		}
+		if inf.rawReply {
+			buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(inf.raw)))
+			buf = append(buf, inf.raw...)
+			if _, err := c.nc.Write(buf); err != nil || inf.closeAfter {
+				broken = true
+				c.abort()
+			}
 			continue
 		}
 		if inf.err != nil {
@@ -404,6 +530,9 @@ func (c *conn) writeLoop() {
 		binary.BigEndian.PutUint32(buf[4:], uint32(inf.corr))
 		if _, err := c.nc.Write(buf); err != nil {
 			c.a.logger.Debug("connection write failed", "client", c.remote, "err", err)
+			broken = true
+			c.abort()
+		} else if inf.closeAfter {
 			broken = true
 			c.abort()
 		}

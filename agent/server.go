@@ -13,11 +13,11 @@ import (
 
 // acceptLoop accepts connections until the listener closes (Shutdown).
 // Each connection gets a reader and a writer goroutine; see conn.
-func (a *Agent) acceptLoop(ln net.Listener) {
+func (a *Agent) acceptLoop(l *listener) {
 	defer a.loops.Done()
 	var backoff time.Duration
 	for {
-		nc, err := ln.Accept()
+		nc, err := l.ln.Accept()
 		if err != nil {
 			if errors.Is(err, net.ErrClosed) {
 				return
@@ -39,7 +39,7 @@ func (a *Agent) acceptLoop(ln net.Listener) {
 		if tc, ok := nc.(*net.TCPConn); ok {
 			_ = tc.SetNoDelay(true)
 		}
-		c := newConn(a, nc)
+		c := newConn(a, l, nc)
 		a.mu.Lock()
 		if a.closing {
 			a.mu.Unlock()
@@ -47,7 +47,16 @@ func (a *Agent) acceptLoop(ln net.Listener) {
 			c.cancel()
 			return
 		}
+		if reason := a.overLimit(c.host); reason != "" {
+			a.mu.Unlock()
+			_ = nc.Close()
+			c.cancel()
+			a.metrics.rejected.WithLabelValues(reason).Inc()
+			a.logger.Warn("connection refused: too many connections", "client", c.remote, "limit", reason)
+			continue
+		}
 		a.conns[c] = struct{}{}
+		a.perIP[c.host]++
 		a.loops.Add(2)
 		a.mu.Unlock()
 		a.metrics.connections.Inc()
@@ -56,9 +65,24 @@ func (a *Agent) acceptLoop(ln net.Listener) {
 			c.writeLoop()
 			a.mu.Lock()
 			delete(a.conns, c)
+			if a.perIP[c.host]--; a.perIP[c.host] <= 0 {
+				delete(a.perIP, c.host)
+			}
 			a.mu.Unlock()
 		}()
 	}
+}
+
+// overLimit names the connection limit a new connection from host would
+// exceed ("" for none). a.mu must be held.
+func (a *Agent) overLimit(host string) string {
+	switch {
+	case a.cfg.MaxConnections > 0 && len(a.conns) >= a.cfg.MaxConnections:
+		return "agent"
+	case a.cfg.MaxConnectionsPerIP > 0 && a.perIP[host] >= a.cfg.MaxConnectionsPerIP:
+		return "ip"
+	}
+	return ""
 }
 
 // apiTable indexes apis by key. It is built in init rather than by a
@@ -93,6 +117,11 @@ type serverMetrics struct {
 	errors      *prometheus.CounterVec
 	connections prometheus.Gauge
 	topics      *topicMetrics // per-topic traffic, counted by Produce and Fetch
+
+	rejected     *prometheus.CounterVec // connections over a limit, by limit
+	idleClosed   prometheus.Counter
+	authFailures *prometheus.CounterVec // by mechanism (TLS: handshakes)
+	denials      *prometheus.CounterVec // authorization denials, by API
 }
 
 func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
@@ -115,7 +144,24 @@ func newServerMetrics(reg prometheus.Registerer) (*serverMetrics, error) {
 			Help: "Open client connections.",
 		}),
 	}
-	for _, c := range []prometheus.Collector{m.requests, m.duration, m.errors, m.connections} {
+	m.rejected = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "silt_connections_rejected_total",
+		Help: "Connections closed at once for exceeding a connection limit, by limit (agent, ip).",
+	}, []string{"limit"})
+	m.idleClosed = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "silt_connections_idle_closed_total",
+		Help: "Connections closed after the idle timeout (connections.max.idle.ms).",
+	})
+	m.authFailures = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "silt_authentication_failures_total",
+		Help: "Failed authentications, by SASL mechanism (TLS: failed TLS handshakes).",
+	}, []string{"mechanism"})
+	m.denials = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "silt_authorization_denials_total",
+		Help: "Authorization checks denied (each logged as an audit line), by API.",
+	}, []string{"api"})
+	for _, c := range []prometheus.Collector{m.requests, m.duration, m.errors, m.connections,
+		m.rejected, m.idleClosed, m.authFailures, m.denials} {
 		if err := reg.Register(c); err != nil {
 			return nil, fmt.Errorf("register metrics: %w", err)
 		}

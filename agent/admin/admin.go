@@ -15,6 +15,7 @@ package admin
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -48,6 +49,10 @@ type Config struct {
 	// hangs should take it out of rotation, not wait with it. Zero means
 	// 2s, below the usual 5s probe timeout of Kubernetes and ELB.
 	ReadyTimeout time.Duration
+	// TLS, when set, serves HTTPS (e.g. tlsconf.Files.ServerConfig,
+	// whose certificate reloads on change). Probes and scrapers must
+	// then speak HTTPS.
+	TLS *tls.Config
 	// DisablePprof removes /debug/pprof/. Profiles are cheap until
 	// requested, and invaluable when an agent misbehaves in production, so
 	// they are on unless disabled.
@@ -145,6 +150,9 @@ func (s *Server) Start(ctx context.Context) error {
 	ln, err := lc.Listen(ctx, "tcp", s.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("admin listen %s: %w", s.cfg.Addr, err)
+	}
+	if s.cfg.TLS != nil {
+		ln = tls.NewListener(ln, s.cfg.TLS)
 	}
 	s.started = true
 	s.ln = ln
