@@ -5,6 +5,7 @@
 //	silt agent   a production agent (Postgres or SQLite metastore, S3 bucket)
 //	silt bench   load a cluster and report throughput and latency
 //	silt storage what is stored, per topic and in objects
+//	silt user    SASL/SCRAM users in the metastore
 //	silt version the build's version
 //	silt help    usage
 //
@@ -62,6 +63,8 @@ func run(args []string, stdout, stderr io.Writer) int {
 		return runBench(rest, stdout, stderr)
 	case "storage":
 		return runStorage(rest, stdout, stderr)
+	case "user":
+		return runUser(rest, os.Stdin, stdout, stderr)
 	case "version", "--version", "-version":
 		fmt.Fprintf(stdout, "silt %s\n", version())
 		return exitOK
@@ -89,6 +92,8 @@ Usage:
                        --bucket s3://bucket/prefix?endpoint=...&region=... are required
   silt bench [flags]   load any Kafka cluster with franz-go and print throughput, latency and ratios (silt bench -h)
   silt storage [flags] what is stored, per topic and in objects (--metastore URL, or --data-dir of silt dev)
+  silt user create|delete|list
+                       manage SASL/SCRAM users in the metastore (the first user of a secured cluster)
   silt version         print the version
   silt help [command]  print this help, or a command's flags
 

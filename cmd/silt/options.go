@@ -63,6 +63,8 @@ type options struct {
 	metastore string // agent
 	bucket    string // agent
 
+	sec securityOptions // listeners, TLS, SASL, ACLs, connection limits (security.go)
+
 	// source says where each set flag's value came from ("--name" or
 	// "SILT_NAME"), so errors name what the operator actually wrote.
 	source map[string]string
@@ -135,6 +137,7 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	fs.Var(&o.compactionObjectBytes, "compaction-object-bytes", "`size` bound of a compacted object")
 	fs.IntVar(&o.cleanerKeys, "cleaner-keys", jdef.CleanerKeys, "keys log compaction maps at once (about 64 bytes of memory each); a partition with more is cleaned in several passes")
 	fs.DurationVar(&o.producerIDExpiration, "producer-id-expiration", jdef.ProducerExpiration, "idempotent producers idle this `duration` lose their sequence state (Kafka's producer.id.expiration.ms)")
+	o.sec.addSecurityFlags(fs, str)
 	str(&o.logFormat, "log-format", logFormatDef, "log `format`: text or json")
 	str(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	if mode == "dev" {
@@ -274,6 +277,7 @@ func (o options) validate() error {
 	if _, err := parseLevel(o.logLevel); err != nil {
 		bad("log-level", "%v", err)
 	}
+	errs = append(errs, o.validateSecurity()...)
 	switch o.mode {
 	case "dev":
 		if o.dataDir == "" {

@@ -20,6 +20,7 @@ import (
 
 	"github.com/siltdata/silt/agent"
 	"github.com/siltdata/silt/agent/admin"
+	"github.com/siltdata/silt/auth/tlsconf"
 	"github.com/siltdata/silt/janitor"
 	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/metastore/postgres"
@@ -110,7 +111,17 @@ func serve(ctx context.Context, stop func(), o options, stdout, stderr io.Writer
 	var adm *admin.Server
 	adminAddr := "off"
 	if o.adminListen != "" {
-		adm = admin.New(admin.Config{Addr: o.adminListen}, reg, ready, logger)
+		acfg := admin.Config{Addr: o.adminListen}
+		if o.sec.adminTLS {
+			files, err := tlsconf.Load(tlsconf.Config{CertFile: o.sec.tlsCert, KeyFile: o.sec.tlsKey}, logger)
+			if err != nil {
+				logger.Error("admin tls", "err", err)
+				shutdownAgent(ag, logger)
+				return exitFailed
+			}
+			acfg.TLS = files.ServerConfig()
+		}
+		adm = admin.New(acfg, reg, ready, logger)
 		if err := adm.Start(startCtx); err != nil {
 			logger.Error("start admin server", "err", err)
 			shutdownAgent(ag, logger)
@@ -216,6 +227,9 @@ func agentConfig(ctx context.Context, o options) (agent.Config, error) {
 		cacheDir = filepath.Join(o.dataDir, "cache")
 	}
 	applyTuning(&cfg, o, cacheDir)
+	if err := applySecurity(&cfg, o); err != nil {
+		return cfg, err
+	}
 
 	if err := cfg.Validate(); err != nil {
 		return cfg, fmt.Errorf("invalid configuration: %w", err)
