@@ -499,20 +499,20 @@ func (c *conn) writeLoop() {
 		if broken {
 			continue
 		}
-		if inf.rawReply {
-			buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(inf.raw)))
-			buf = append(buf, inf.raw...)
-			if _, err := c.nc.Write(buf); err != nil || inf.closeAfter {
-				broken = true
-				c.abort()
-			}
-			continue
-		}
 		if inf.err != nil {
 			c.a.logger.Warn("closing connection", "client", c.remote,
 				"api", kmsg.NameForKey(inf.key), "err", inf.err)
 			broken = true
 			c.abort()
+			continue
+		}
+		if inf.rawReply {
+			buf = binary.BigEndian.AppendUint32(buf[:0], uint32(len(inf.raw)))
+			buf = append(buf, inf.raw...)
+			if _, err := c.nc.Write(buf); err != nil {
+				broken = true
+				c.abort()
+			}
 			continue
 		}
 		if inf.resp == nil {
