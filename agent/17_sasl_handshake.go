@@ -7,7 +7,7 @@ package agent
 //     of the enabled ones (UNSUPPORTED_SASL_MECHANISM, with the enabled
 //     list, and the connection is closed after the answer); v1 is followed
 //     by SaslAuthenticate requests, v0 by bare SASL tokens (the legacy
-//     framing that sarama uses by default).
+//     framing of older clients, and of sarama with SASLHandshakeV0).
 //   - On an authenticated connection it starts a KIP-368
 //     re-authentication, which must use the session's mechanism.
 //   - On a listener without SASL: ILLEGAL_SASL_STATE.

@@ -2,15 +2,10 @@ package agent
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/tls"
 	"crypto/x509/pkix"
 	"errors"
 	"net"
-	"os"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"sync"
@@ -18,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -29,6 +23,7 @@ import (
 	"github.com/twmb/franz-go/pkg/sasl/scram"
 
 	"github.com/siltdata/silt/auth/sasl"
+	"github.com/siltdata/silt/auth/sasl/jwttest"
 	"github.com/siltdata/silt/auth/tlsconf"
 	"github.com/siltdata/silt/auth/tlsconf/tlstest"
 	"github.com/siltdata/silt/metastore"
@@ -50,8 +45,9 @@ func startSecure(t *testing.T, modify ...func(*Config)) *secureSetup {
 	t.Helper()
 	ca := tlstest.NewCA(t, "silt-test")
 	server := ca.Server(t, "server")
-	jwks, token := testJWKS(t)
-	s := &secureSetup{ca: ca, token: token}
+	iss := jwttest.New(t)
+	s := &secureSetup{ca: ca, token: func(c jwt.MapClaims) string { return iss.Sign(t, c) }}
+	jwks := iss.JWKSFile
 	s.testAgent = startAgent(t, append([]func(*Config){func(c *Config) {
 		c.Listeners = []Listener{
 			{Name: "INTERNAL", Addr: "127.0.0.1:0", Protocol: Plaintext, AdvertisedHost: "internal.example", AdvertisedPort: 9092},
@@ -75,40 +71,6 @@ func startSecure(t *testing.T, modify ...func(*Config)) *secureSetup {
 		}
 	}
 	return s
-}
-
-// testJWKS writes a JWKS file with one EC key and returns a token signer.
-func testJWKS(t *testing.T) (string, func(jwt.MapClaims) string) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1", ALG: jwkset.AlgES256}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwkset.NewMemoryStorage()
-	if err := set.KeyWrite(t.Context(), jwk); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := set.JSONPublic(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(file, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	return file, func(claims jwt.MapClaims) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-		tok.Header["kid"] = "k1"
-		s, err := tok.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
 }
 
 func (s *secureSetup) goodToken(sub string, ttl time.Duration) string {

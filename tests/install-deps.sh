@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what `make test` needs and is missing: Postgres server binaries,
 # the MinIO server (built from source, cached under $SILT_CACHE), kcat,
-# python3-confluent-kafka and the Node.js test clients. Idempotent.
+# python3-confluent-kafka (and a current confluent-kafka in a venv under
+# $SILT_CACHE) and the Node.js test clients. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SILT_CACHE=${SILT_CACHE:-$HOME/.cache/silt}
@@ -27,6 +28,18 @@ fi
 
 command -v kcat >/dev/null || { echo "install-deps: installing kcat"; apt_install kcat; }
 python3 -c 'import confluent_kafka' 2>/dev/null || /usr/bin/python3 -c 'import confluent_kafka' 2>/dev/null || { echo "install-deps: installing python3-confluent-kafka"; apt_install python3-confluent-kafka; }
+
+# A current confluent-kafka (its wheel bundles librdkafka 2.16) in a venv
+# for the SASL/SCRAM tests: Debian's librdkafka 2.0.2 sends a SCRAM nonce
+# that RFC 5802 servers (Kafka 4, silt) refuse (fixed in librdkafka 2.6.1).
+CK_VERSION=2.16.1
+ck_venv=$SILT_CACHE/venv-confluent-kafka
+if [ "$("$ck_venv/bin/python" -c 'import confluent_kafka; print(confluent_kafka.version()[0])' 2>/dev/null)" != "$CK_VERSION" ]; then
+  echo "install-deps: confluent-kafka $CK_VERSION into $ck_venv"
+  /usr/bin/python3 -c 'import venv' 2>/dev/null || apt_install python3-venv
+  /usr/bin/python3 -m venv "$ck_venv"
+  "$ck_venv/bin/pip" install -q "confluent-kafka==$CK_VERSION"
+fi
 
 # Node.js runs the kafkajs interop client (tests/e2e/kafkajs_test.go).
 command -v node >/dev/null && command -v npm >/dev/null || { echo "install-deps: installing nodejs and npm"; apt_install nodejs npm; }
