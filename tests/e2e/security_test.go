@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/IBM/sarama"
+	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
 	"github.com/twmb/franz-go/pkg/kmsg"
@@ -409,4 +410,85 @@ func (e *secureSilt) refused(t *testing.T, ctx context.Context) {
 		t.Fatalf("authenticate: %d", resp.ErrorCode)
 	}
 	r.expectClosed()
+}
+
+// saslRaw is a raw connection authenticated with SASL/PLAIN (SaslHandshake
+// v1, SaslAuthenticate v2) on a SASL_PLAINTEXT listener.
+func saslRaw(t testing.TB, addr, user, pass string) *rawConn {
+	t.Helper()
+	r := dialRaw(t, addr)
+	hs := kmsg.NewPtrSASLHandshakeRequest()
+	hs.SetVersion(1)
+	hs.Mechanism = "PLAIN"
+	if resp := r.roundTrip(hs).(*kmsg.SASLHandshakeResponse); resp.ErrorCode != 0 {
+		t.Fatalf("handshake: %d", resp.ErrorCode)
+	}
+	au := kmsg.NewPtrSASLAuthenticateRequest()
+	au.SetVersion(2)
+	au.SASLAuthBytes = []byte("\x00" + user + "\x00" + pass)
+	if resp := r.roundTrip(au).(*kmsg.SASLAuthenticateResponse); resp.ErrorCode != 0 {
+		t.Fatalf("authenticate as %s: %d", user, resp.ErrorCode)
+	}
+	return r
+}
+
+// TestACLPropagation: three agents on one Postgres; an ACL created or
+// deleted through one agent takes effect on every agent within a second
+// (LISTEN/NOTIFY reloads their caches).
+func TestACLPropagation(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	pg, s3 := harness.Postgres(t), harness.S3(t)
+	siltUser(t, pg, "create", "--user", "alice", "--password-file", "-")
+	siltUser(t, pg, "create", "--user", "admin", "--password-file", "-")
+	var agents []*silt
+	for i := range 3 {
+		agents = append(agents, newAgentOn(t, pg, s3, "--agent-id", fmt.Sprintf("acl-%d", i),
+			"--listeners", "SASL_PLAINTEXT://127.0.0.1:0", "--sasl-mechanisms", "PLAIN",
+			"--authorizer", "--super-users", "User:admin").Start())
+	}
+	admin := newClient(t, agents[0].Kafka(), kgo.SASL(plain.Auth{User: "admin", Pass: alicePass}.AsMechanism()))
+	adm := kadm.NewClient(admin)
+	if _, err := adm.CreateTopic(ctx, 1, 1, nil, "guarded"); err != nil {
+		t.Fatal(err)
+	}
+	alice := make([]*rawConn, len(agents))
+	for i, a := range agents {
+		alice[i] = saslRaw(t, a.Kafka(), "alice", alicePass)
+	}
+	describe := func(i int) int16 {
+		req := kmsg.NewPtrMetadataRequest()
+		mt := kmsg.NewMetadataRequestTopic()
+		mt.Topic = kmsg.StringPtr("guarded")
+		req.Topics = append(req.Topics, mt)
+		return alice[i].roundTrip(req).(*kmsg.MetadataResponse).Topics[0].ErrorCode
+	}
+	for i := range agents {
+		if code := describe(i); code != kerr.TopicAuthorizationFailed.Code {
+			t.Fatalf("agent %d before the ACL: code %d", i, code)
+		}
+	}
+	// within polls each agent until want holds, and reports how long it
+	// took after the change was acknowledged.
+	within := func(what string, since time.Time, want func(int16) bool) {
+		t.Helper()
+		for i := range agents {
+			for !want(describe(i)) {
+				if time.Since(since) > time.Second {
+					t.Fatalf("agent %d: %s not in effect after %s", i, what, time.Since(since))
+				}
+				time.Sleep(5 * time.Millisecond)
+			}
+			t.Logf("agent %d: %s in effect %s after the change", i, what, time.Since(since).Round(time.Millisecond))
+		}
+	}
+	acl := kadm.NewACLs().Allow("User:alice").AllowHosts().Topics("guarded").Operations(kadm.OpDescribe)
+	res, err := adm.CreateACLs(ctx, acl)
+	if err != nil || res[0].Err != nil {
+		t.Fatalf("create acl: %v %+v", err, res)
+	}
+	within("the new ACL", time.Now(), func(c int16) bool { return c == 0 })
+	if _, err := adm.DeleteACLs(ctx, acl); err != nil {
+		t.Fatal(err)
+	}
+	within("the ACL's deletion", time.Now(), func(c int16) bool { return c == kerr.TopicAuthorizationFailed.Code })
 }
