@@ -28,6 +28,9 @@ var siltEnv = []string{
 	"SILT_FLUSH_BYTES", "SILT_FLUSH_INTERVAL", "SILT_CACHE_DIR", "SILT_CACHE_BYTES",
 	"SILT_AUTO_CREATE_TOPICS", "SILT_DEFAULT_PARTITIONS", "SILT_LOG_FORMAT",
 	"SILT_LOG_LEVEL", "SILT_DATA_DIR", "SILT_MAX_BUFFERED_BYTES",
+	"SILT_LISTENERS", "SILT_ADVERTISED_LISTENERS", "SILT_LISTENER_SECURITY_PROTOCOL_MAP",
+	"SILT_TLS_CERT_FILE", "SILT_TLS_KEY_FILE", "SILT_TLS_CLIENT_CA_FILE", "SILT_TLS_CLIENT_AUTH",
+	"SILT_SASL_MECHANISMS", "SILT_AUTHORIZER", "SILT_SUPER_USERS",
 }
 
 // awsEnv is what the AWS SDK reads for the bucket's credentials.
@@ -66,7 +69,8 @@ type service struct {
 		StartPeriod string     `yaml:"start_period"`
 		Retries     int        `yaml:"retries"`
 	} `yaml:"healthcheck"`
-	Restart string `yaml:"restart"`
+	Restart  string   `yaml:"restart"`
+	Profiles []string `yaml:"profiles"`
 }
 
 type dependsOn struct {
