@@ -39,7 +39,7 @@ locals {
     SILT_DEFAULT_PARTITIONS   = tostring(var.default_partitions)
     SILT_LOG_FORMAT           = "json"
     SILT_LOG_LEVEL            = var.log_level
-  }, var.extra_environment)
+  }, local.security_environment, var.extra_environment)
 
   log_configuration = {
     logDriver = "awslogs"
@@ -57,9 +57,12 @@ locals {
     "set -eu",
     "ip=$(wget -qO- \"$ECS_CONTAINER_METADATA_URI_V4\" | tr -d ' \\n\\t' | sed -n 's/.*\"IPv4Addresses\":\\[\"\\([0-9.]*\\)\".*/\\1/p')",
     "test -n \"$ip\" || { echo 'no IPv4 address in task metadata' >&2; exit 1; }",
-    "printf '%s:${local.kafka_port}\\n' \"$ip\" > ${local.advertised_file}.tmp",
+    # With TLS, the task's private DNS name, which a certificate can name.
+    local.private_dns ? "host=ip-$(echo \"$ip\" | tr . -).${local.private_dns_suffix}" : "host=$ip",
+    "printf '%s:${local.kafka_port}\\n' \"$host\" > ${local.advertised_file}.tmp",
     "mv ${local.advertised_file}.tmp ${local.advertised_file}",
-    "echo \"advertising $ip:${local.kafka_port}\"",
+    "echo \"advertising $host:${local.kafka_port}\"",
+    local.tls_script,
   ])
 }
 
@@ -87,12 +90,31 @@ resource "aws_ecs_task_definition" "agent" {
     name = "run"
   }
 
-  container_definitions = jsonencode([
+  container_definitions = jsonencode(concat(local.create_user ? [
+    {
+      # Creates the first SCRAM user (or resets its password) in the
+      # metastore before the agent starts: `silt user create`.
+      name      = local.user_container
+      image     = var.image
+      essential = false
+      command   = ["user", "create", "--user", var.first_user]
+      environment = [
+        { name = "SILT_METASTORE", value = local.metastore_url },
+      ]
+      secrets = [
+        { name = "PGPASSWORD", valueFrom = "${aws_secretsmanager_secret.metastore.arn}:password::" },
+        { name = "SILT_USER_PASSWORD", valueFrom = local.first_user_arn },
+      ]
+      user             = "65532:65532"
+      logConfiguration = local.log_configuration
+    },
+    ] : [], [
     {
       name      = local.helper_container
       image     = var.address_helper_image
       essential = false
       command   = ["sh", "-c", local.address_script]
+      secrets   = local.tls_secrets
       mountPoints = [{
         sourceVolume  = "run"
         containerPath = local.run_dir
@@ -105,10 +127,13 @@ resource "aws_ecs_task_definition" "agent" {
       image     = var.image
       essential = true
       command   = ["agent"]
-      dependsOn = [{
+      dependsOn = concat([{
         containerName = local.helper_container
         condition     = "SUCCESS"
-      }]
+        }], local.create_user ? [{
+        containerName = local.user_container
+        condition     = "SUCCESS"
+      }] : [])
       portMappings = [
         { containerPort = local.kafka_port, protocol = "tcp", name = "kafka" },
         { containerPort = local.admin_port, protocol = "tcp", name = "admin" },
@@ -140,7 +165,7 @@ resource "aws_ecs_task_definition" "agent" {
       }]
       logConfiguration = local.log_configuration
     },
-  ])
+  ]))
 }
 
 resource "aws_ecs_service" "agents" {

@@ -3,10 +3,15 @@
 # gateway endpoint so segment traffic skips the NAT (and its per-GB charge).
 #
 #   terraform init
-#   terraform apply -var image=<account>.dkr.ecr.eu-west-1.amazonaws.com/silt:v0.1.0
+#   terraform apply -var image=<account>.dkr.ecr.eu-west-1.amazonaws.com/silt:v0.1.0 \
+#     -var tls_certificate_arn=<secret or parameter ARN> -var tls_private_key_arn=<...>
 #
-# Then, from a host inside the VPC (or connected to it):
-#   kcat -b "$(terraform output -raw bootstrap_address)" -L
+# Then, from a host inside the VPC (or connected to it), as the SCRAM user
+# admin whose password the module generated:
+#   pass=$(aws secretsmanager get-secret-value --secret-id "$(terraform output -raw admin_password_secret)" --query SecretString --output text)
+#   kcat -b "$(terraform output -raw bootstrap_address)" -X security.protocol=SASL_SSL \
+#     -X sasl.mechanisms=SCRAM-SHA-512 -X sasl.username=admin -X sasl.password="$pass" \
+#     -X ssl.ca.location=<your CA bundle> -L
 
 provider "aws" {
   region = var.region
@@ -55,6 +60,11 @@ module "silt" {
 
   min_agents = 2
   max_agents = 6
+
+  # TLS + SCRAM (the defaults) with the certificate from Secrets Manager
+  # or SSM; the module creates the user "admin" with a generated password.
+  tls_certificate_arn = var.tls_certificate_arn
+  tls_private_key_arn = var.tls_private_key_arn
 
   # A throwaway cluster: small, single-AZ database, deletable.
   db_instance_class      = "db.t4g.medium"
