@@ -20,6 +20,8 @@ package agent
 //     agent's cached view of the partition is dropped at once, the others'
 //     within their index cache age (1 s). The timeout is not needed: the
 //     answer never waits for replicas.
+//   - Authorization (when on): DELETE on the topic, else
+//     TOPIC_AUTHORIZATION_FAILED for its partitions.
 //
 // Differences from Kafka: none intended.
 
@@ -38,7 +40,13 @@ func (a *Agent) handleDeleteRecords(ctx context.Context, r *request) (kmsg.Respo
 	for _, rt := range req.Topics {
 		st := kmsg.NewDeleteRecordsResponseTopic()
 		st.Topic = rt.Topic
-		t, terr := a.topicByName(ctx, rt.Topic)
+		var (
+			t    metastore.Topic
+			terr error = kerr.TopicAuthorizationFailed
+		)
+		if r.authorized(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeTopic, rt.Topic) {
+			t, terr = a.topicByName(ctx, rt.Topic)
+		}
 		for _, rp := range rt.Partitions {
 			sp := kmsg.NewDeleteRecordsResponseTopicPartition()
 			sp.Partition = rp.Partition
