@@ -8,7 +8,7 @@ package agent
 //     is not sent back to it);
 //     the controller id is the live agent with the lowest node id.
 //   - Every agent serves every partition. The "leader" of a partition is
-//     picked by leaderFor (rendezvous hashing over the live agents, within
+//     picked by leaderAmong (rendezvous hashing over the live agents, within
 //     the client's zone when its client id carries silt_az=<zone>), so one
 //     client's traffic for a partition goes to one agent. Replicas and ISR
 //     are [leader], leader epoch 0, no offline replicas.

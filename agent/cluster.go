@@ -431,19 +431,14 @@ func (a *Agent) self() metastore.Agent {
 // sorted by node id. Callers must not modify it.
 func (a *Agent) liveAgents() []metastore.Agent { return a.members.liveAgents() }
 
-// leaderFor names the agent that Metadata reports as a partition's leader.
-// Every agent can serve every partition; the leader only steers one
-// client's traffic for a partition to one agent, so it is picked by
-// rendezvous hashing over the live agents: deterministic on every agent,
-// and only the partitions of an agent that joins or leaves move. With a
-// client zone that some live agent has, only agents of that zone are
+// leaderAmong names the agent that Metadata reports as a partition's
+// leader, among agents (the live ones reachable on the client's
+// listener). Every agent can serve every partition; the leader only
+// steers one client's traffic for a partition to one agent, so it is
+// picked by rendezvous hashing over the agents: deterministic on every
+// agent, and only the partitions of an agent that joins or leaves move.
+// With a client zone that some agent has, only agents of that zone are
 // candidates (no cross-zone traffic).
-func (a *Agent) leaderFor(topic metastore.TopicID, partition int32, clientZone string) metastore.Agent {
-	return leaderAmong(a.liveAgents(), topic, partition, clientZone)
-}
-
-// leaderAmong is leaderFor over the given agents (those reachable on a
-// client's listener).
 func leaderAmong(agents []metastore.Agent, topic metastore.TopicID, partition int32, clientZone string) metastore.Agent {
 	var key [20]byte
 	copy(key[:], topic[:])
@@ -475,7 +470,7 @@ func (a *Agent) brokersFor(listener string) []metastore.Agent {
 }
 
 // coordinatorFor names the agent that coordinates a consumer group (or
-// any other keyed coordinator), by the same hashing as leaderFor. Group
+// any other keyed coordinator), by the same hashing as leaderAmong. Group
 // state is persisted, so another agent takes over when one leaves.
 func (a *Agent) coordinatorFor(key string) metastore.Agent {
 	return pick(a.liveAgents(), []byte("c\x00"+key), "")

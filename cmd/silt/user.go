@@ -66,7 +66,7 @@ sets it too.
 		fmt.Fprintf(stderr, "silt user %s: %v\n", cmd, err)
 		return exitFailed
 	}
-	defer s.Close()
+	defer func() { _ = s.Close() }()
 	creds, ok := s.(metastore.Credentials)
 	if !ok {
 		fmt.Fprintf(stderr, "silt user %s: the metastore holds no credentials\n", cmd)

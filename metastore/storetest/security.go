@@ -2,6 +2,7 @@ package storetest
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -99,7 +100,12 @@ func testACLWatch(t *testing.T, s metastore.Backend) {
 			}
 		})
 	}()
-	t.Cleanup(func() { cancel(); <-done })
+	t.Cleanup(func() {
+		cancel()
+		if err := <-done; !errors.Is(err, context.Canceled) {
+			t.Errorf("WatchACLs returned %v, want context.Canceled", err)
+		}
+	})
 	wait := func(what string) {
 		t.Helper()
 		select {
