@@ -28,6 +28,9 @@ package agent
 //   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
 //     listed twice: INVALID_REQUEST.
 //
+// Authorization (when on): DESCRIBE on each topic, else
+// TOPIC_AUTHORIZATION_FAILED for its partitions.
+//
 // Differences from Kafka: for a LogAppendTime batch every record has the
 // batch's timestamp, so both lookups answer the batch's first record. The
 // max-timestamp lookup (-3) keeps a running maximum from the start of the

@@ -18,6 +18,9 @@ package agent
 //   - The request blocks its connection until the join completes, as in
 //     Kafka.
 //
+// Authorization (when on): READ on the group, else
+// GROUP_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: none intended.
 
 import (

@@ -7,6 +7,9 @@ package agent
 // for another generation, UNKNOWN_MEMBER_ID for an unknown member,
 // FENCED_INSTANCE_ID for a static member replaced by a newer incarnation.
 //
+// Authorization (when on): READ on the group, else
+// GROUP_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: none intended.
 
 import (

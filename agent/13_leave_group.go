@@ -9,6 +9,9 @@ package agent
 // instance's current one. The group then rebalances. v5 reasons are
 // logged.
 //
+// Authorization (when on): READ on the group, else
+// GROUP_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: none intended.
 
 import (

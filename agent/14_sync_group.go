@@ -9,6 +9,9 @@ package agent
 // the group's: INCONSISTENT_GROUP_PROTOCOL. Members named in no assignment
 // get an empty one, as in Kafka.
 //
+// Authorization (when on): READ on the group, else
+// GROUP_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: none intended.
 
 import (

@@ -7,6 +7,9 @@ package agent
 // type and, v4+, state, filtered by StatesFilter (case-insensitive). Groups
 // created only by offset commits are listed with an empty protocol type.
 //
+// Authorization (when on): DESCRIBE on the cluster lists every group;
+// otherwise only the groups the principal may DESCRIBE are listed.
+//
 // Differences from Kafka: none intended.
 
 import (

@@ -16,6 +16,11 @@ package agent
 //   - v5+ answers the partition count, replication factor and every
 //     topic config with its value and source; v7 the topic id.
 //
+// Authorization (when on): CREATE on the cluster, or on each topic (else
+// TOPIC_AUTHORIZATION_FAILED); v5+ configs are answered only with
+// DESCRIBE_CONFIGS on the topic (else config error
+// TOPIC_AUTHORIZATION_FAILED).
+//
 // Differences from Kafka: agents are stateless and every acknowledged
 // write is already durable in object storage, so replication factor means
 // nothing. Any factor >= 1 (or -1) is accepted, so applications written

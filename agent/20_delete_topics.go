@@ -12,6 +12,10 @@ package agent
 //     storage janitor in bounded steps. This agent's topic cache forgets
 //     the topic at once; other agents within topicCacheTTL.
 //
+// Authorization (when on): DELETE on each topic (else
+// TOPIC_AUTHORIZATION_FAILED); a topic named by id needs DESCRIBE first
+// (else UNKNOWN_TOPIC_ID, not revealing that it exists).
+//
 // Differences from Kafka: none intended; deletion is complete when
 // answered (Kafka's is asynchronous).
 

@@ -11,6 +11,11 @@ package agent
 // every partition. Passing only one of id and epoch is INVALID_REQUEST,
 // as in Kafka.
 //
+// Authorization (when on): a transactional id needs WRITE on it
+// (TRANSACTIONAL_ID_AUTHORIZATION_FAILED); an idempotent producer needs
+// IDEMPOTENT_WRITE on the cluster or WRITE on some topic (KIP-679), else
+// CLUSTER_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: transactions are not supported. A transactional
 // id answers INVALID_REQUEST, which every client treats as fatal and
 // reports; Kafka's canned text for it ("... sent to an incompatible

@@ -10,6 +10,9 @@ package agent
 // leader epoch (v2+) above 0 answers UNKNOWN_LEADER_EPOCH. Unknown topic
 // or partition: UNKNOWN_TOPIC_OR_PARTITION.
 //
+// Authorization (when on): DESCRIBE on each topic, else
+// TOPIC_AUTHORIZATION_FAILED for its partitions.
+//
 // Differences from Kafka: none for consumers; follower requests (replica
 // id >= 0, v3+) are answered the same way, since there are no followers.
 

@@ -14,6 +14,10 @@ package agent
 //     default): a few read-only settings that describe the agent.
 //   - Other resource types: INVALID_REQUEST.
 //
+// Authorization (when on): DESCRIBE_CONFIGS on the topic
+// (TOPIC_AUTHORIZATION_FAILED) or, for broker resources, on the cluster
+// (CLUSTER_AUTHORIZATION_FAILED), per resource.
+//
 // Differences from Kafka: broker resources list a handful of configs, not
 // Kafka's several hundred, and none of them can be altered.
 

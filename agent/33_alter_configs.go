@@ -7,6 +7,10 @@ package agent
 // default, as Kafka's legacy AlterConfigs does. Validation and answers as
 // IncrementalAlterConfigs; validate_only stores nothing.
 //
+// Authorization (when on): ALTER_CONFIGS on the topic
+// (TOPIC_AUTHORIZATION_FAILED) or the cluster for broker resources
+// (CLUSTER_AUTHORIZATION_FAILED), per resource.
+//
 // Differences from Kafka: broker configs cannot be altered
 // (INVALID_REQUEST).
 

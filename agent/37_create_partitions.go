@@ -11,6 +11,9 @@ package agent
 //   - A topic named twice is INVALID_REQUEST; validate_only checks and
 //     changes nothing.
 //
+// Authorization (when on): ALTER on each topic, else
+// TOPIC_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: none intended.
 
 import (

@@ -6,6 +6,9 @@ package agent
 // GROUP_ID_NOT_FOUND when unknown, NON_EMPTY_GROUP while it has members,
 // NOT_COORDINATOR when another agent coordinates it.
 //
+// Authorization (when on): DELETE on each group, else
+// GROUP_AUTHORIZATION_FAILED.
+//
 // Differences from Kafka: none intended.
 
 import (

@@ -11,6 +11,10 @@ package agent
 //     validate_only checks and stores nothing.
 //   - Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
 //
+// Authorization (when on): ALTER_CONFIGS on the topic
+// (TOPIC_AUTHORIZATION_FAILED) or the cluster for broker resources
+// (CLUSTER_AUTHORIZATION_FAILED), per resource.
+//
 // Differences from Kafka: broker configs cannot be altered (silt agents
 // are configured at start); such resources answer INVALID_REQUEST.
 

@@ -9,6 +9,10 @@ package agent
 // partitions; NON_EMPTY_GROUP for a non-empty group of another protocol
 // type.
 //
+// Authorization (when on): DELETE on the group
+// (GROUP_AUTHORIZATION_FAILED) and READ on each topic (its partitions
+// answer TOPIC_AUTHORIZATION_FAILED and keep their offsets).
+//
 // Differences from Kafka: none intended.
 
 import (
