@@ -15,6 +15,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"go.uber.org/goleak"
+
+	"github.com/siltdata/silt/auth/tlsconf"
+	"github.com/siltdata/silt/auth/tlsconf/tlstest"
 )
 
 func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
@@ -264,6 +267,39 @@ func TestConfigValidate(t *testing.T) {
 		}
 		if err := New(c, nil, nil, nil).Start(t.Context()); err == nil {
 			t.Errorf("Config %+v: Start = nil, want an error", c)
+		}
+	}
+}
+
+// TestTLS serves the admin port over HTTPS with a certificate from files.
+func TestTLS(t *testing.T) {
+	ca := tlstest.NewCA(t, "admin")
+	pair := ca.Server(t, "admin")
+	files, err := tlsconf.Load(tlsconf.Config{CertFile: pair.CertFile, KeyFile: pair.KeyFile}, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := New(Config{Addr: "127.0.0.1:0", TLS: files.ServerConfig()}, nil, nil, slog.New(slog.DiscardHandler))
+	if err := s.Start(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	defer func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		defer cancel()
+		_ = s.Shutdown(ctx)
+	}()
+	_, port, _ := net.SplitHostPort(s.Addr())
+	tr := &http.Transport{TLSClientConfig: ca.ClientTLS(t, tlstest.Pair{})}
+	defer tr.CloseIdleConnections()
+	if code, _ := get(t, &http.Client{Transport: tr}, "https://localhost:"+port+"/healthz"); code != http.StatusOK {
+		t.Errorf("/healthz over https: status %d", code)
+	}
+	plain := &http.Transport{}
+	defer plain.CloseIdleConnections()
+	if resp, err := (&http.Client{Transport: plain}).Get("http://" + s.Addr() + "/healthz"); err == nil {
+		resp.Body.Close()
+		if resp.StatusCode == http.StatusOK {
+			t.Error("plain http answered on a TLS admin port")
 		}
 	}
 }

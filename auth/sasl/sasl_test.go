@@ -2,20 +2,18 @@ package sasl_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
 	"crypto/pbkdf2"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/sha512"
 	"errors"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
 
-	"github.com/MicahParks/jwkset"
 	"github.com/golang-jwt/jwt/v5"
 	ksasl "github.com/twmb/franz-go/pkg/sasl"
 	"github.com/twmb/franz-go/pkg/sasl/oauth"
@@ -24,6 +22,7 @@ import (
 	"go.uber.org/goleak"
 
 	"github.com/siltdata/silt/auth/sasl"
+	"github.com/siltdata/silt/auth/sasl/jwttest"
 	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/metastore/sqlite"
 )
@@ -139,40 +138,13 @@ func TestSaltedPassword(t *testing.T) {
 	}
 }
 
-// oauthSetup writes a JWKS file with one EC key and returns a token maker.
+// oauthSetup is a token issuer and the OAUTHBEARER config trusting it.
 func oauthSetup(t *testing.T) (sasl.OAuthConfig, func(claims jwt.MapClaims) string) {
 	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	jwk, err := jwkset.NewJWKFromKey(key.Public(), jwkset.JWKOptions{Metadata: jwkset.JWKMetadataOptions{KID: "k1", ALG: jwkset.AlgES256}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	set := jwkset.NewMemoryStorage()
-	if err := set.KeyWrite(t.Context(), jwk); err != nil {
-		t.Fatal(err)
-	}
-	raw, err := set.JSONPublic(t.Context())
-	if err != nil {
-		t.Fatal(err)
-	}
-	file := filepath.Join(t.TempDir(), "jwks.json")
-	if err := os.WriteFile(file, raw, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	iss := jwttest.New(t)
 	cfg := sasl.DefaultOAuthConfig()
-	cfg.JWKSFile, cfg.Issuer, cfg.Audience = file, "https://issuer.test", "silt"
-	return cfg, func(claims jwt.MapClaims) string {
-		tok := jwt.NewWithClaims(jwt.SigningMethodES256, claims)
-		tok.Header["kid"] = "k1"
-		s, err := tok.SignedString(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return s
-	}
+	cfg.JWKSFile, cfg.Issuer, cfg.Audience = iss.JWKSFile, iss.Name, iss.Audience
+	return cfg, func(claims jwt.MapClaims) string { return iss.Sign(t, claims) }
 }
 
 func TestOAuthBearer(t *testing.T) {
@@ -324,4 +296,37 @@ func saltedPassword(t *testing.T, mech, password string, salt []byte, iterations
 		t.Fatal(err)
 	}
 	return k
+}
+
+// TestOAuthBearerJWKSURL validates tokens against a key set served over
+// HTTP (here from loopback), as an identity provider publishes it.
+func TestOAuthBearerJWKSURL(t *testing.T) {
+	iss := jwttest.New(t)
+	raw, err := os.ReadFile(iss.JWKSFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		_, _ = w.Write(raw)
+	}))
+	defer srv.Close()
+	cfg := sasl.DefaultOAuthConfig()
+	cfg.JWKSURL, cfg.Issuer = srv.URL, iss.Name
+	s, err := sasl.New(t.Context(), sasl.Config{Mechanisms: []string{sasl.OAuthBearer}, OAuth: cfg}, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close()
+	if _, err := exchange(t.Context(), s, oauth.Auth{Token: iss.Token(t, "dave", time.Hour)}.AsMechanism()); err != nil {
+		t.Fatalf("token signed by the URL's key: %v", err)
+	}
+	if _, err := exchange(t.Context(), s, oauth.Auth{Token: jwttest.New(t).Token(t, "dave", time.Hour)}.AsMechanism()); !errors.Is(err, sasl.ErrAuthenticationFailed) {
+		t.Fatalf("token of another issuer's key: %v", err)
+	}
+	// An unreachable URL fails at start, not at the first login.
+	cfg.JWKSURL = "http://127.0.0.1:1/jwks.json"
+	if _, err := sasl.New(t.Context(), sasl.Config{Mechanisms: []string{sasl.OAuthBearer}, OAuth: cfg}, nil, nil); err == nil {
+		t.Fatal("an unreachable JWKS URL was accepted")
+	}
 }
