@@ -41,7 +41,7 @@ type secureSetup struct {
 
 const alicePassword = "alice-secret"
 
-func startSecure(t *testing.T, modify ...func(*Config)) *secureSetup {
+func startSecure(t testing.TB, modify ...func(*Config)) *secureSetup {
 	t.Helper()
 	ca := tlstest.NewCA(t, "silt-test")
 	server := ca.Server(t, "server")
@@ -78,7 +78,7 @@ func (s *secureSetup) goodToken(sub string, ttl time.Duration) string {
 }
 
 // saslClient is a franz-go client on the EXTERNAL listener.
-func (s *secureSetup) saslClient(t *testing.T, m ksasl.Mechanism, opts ...kgo.Opt) *kgo.Client {
+func (s *secureSetup) saslClient(t testing.TB, m ksasl.Mechanism, opts ...kgo.Opt) *kgo.Client {
 	t.Helper()
 	cl, err := kgo.NewClient(append([]kgo.Opt{
 		kgo.SeedBrokers(s.ListenerAddr("EXTERNAL")),
