@@ -21,8 +21,8 @@ package agent
 //     INVALID_TOPIC_EXCEPTION; otherwise UNKNOWN_TOPIC_OR_PARTITION.
 //   - Authorization (when on), as Kafka: listing all topics leaves out
 //     those the principal may not DESCRIBE; a named topic it may not
-//     DESCRIBE answers TOPIC_AUTHORIZATION_FAILED (named by id:
-//     UNKNOWN_TOPIC_ID, not revealing it exists); auto-creation needs
+//     DESCRIBE answers TOPIC_AUTHORIZATION_FAILED (named by id: with the
+//     id and no name); auto-creation needs
 //     CREATE on the cluster or the topic, else TOPIC_AUTHORIZATION_FAILED.
 //     Authorized operations (v8+) come from the ACLs (everything without
 //     an authorizer, like Kafka without one).
@@ -97,7 +97,8 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 			seenID[id] = true
 			t, err := a.topicByID(ctx, id)
 			if err == nil && !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
-				err = kerr.UnknownTopicID
+				// Kafka: topic ids are not secret, the answer says so.
+				err = kerr.TopicAuthorizationFailed
 			}
 			if err != nil {
 				st := kmsg.NewMetadataResponseTopic()

@@ -12,9 +12,8 @@ package agent
 //     storage janitor in bounded steps. This agent's topic cache forgets
 //     the topic at once; other agents within topicCacheTTL.
 //
-// Authorization (when on): DELETE on each topic (else
-// TOPIC_AUTHORIZATION_FAILED); a topic named by id needs DESCRIBE first
-// (else UNKNOWN_TOPIC_ID, not revealing that it exists).
+// Authorization (when on): DELETE on each topic, named or by id (else
+// TOPIC_AUTHORIZATION_FAILED).
 //
 // Differences from Kafka: none intended; deletion is complete when
 // answered (Kafka's is asynchronous).
@@ -28,8 +27,9 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
-// deleteAuthorized checks DELETE on the topic (named by id: DESCRIBE
-// first, so an unauthorized client cannot tell an id exists).
+// deleteAuthorized checks DELETE on the topic (as Kafka's controller: a
+// topic named by id the principal may not delete answers
+// TOPIC_AUTHORIZATION_FAILED, whether or not it may describe it).
 func (a *Agent) deleteAuthorized(ctx context.Context, r *request, rt kmsg.DeleteTopicsRequestTopic) error {
 	if a.authz == nil {
 		return nil
@@ -41,9 +41,6 @@ func (a *Agent) deleteAuthorized(ctx context.Context, r *request, rt kmsg.Delete
 		t, err := a.topicByID(ctx, metastore.TopicID(rt.TopicID))
 		if err != nil {
 			return nil // deleteTopic answers it
-		}
-		if !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
-			return kerr.UnknownTopicID
 		}
 		name = t.Name
 	}

@@ -58,6 +58,10 @@ func TestACLProduceOnlyPrincipal(t *testing.T) {
 	if res, err := admin.CreateACLs(ctx, acls); err != nil || res[0].Err != nil {
 		t.Fatalf("create acls: %v %+v", err, res)
 	}
+	topics, err := admin.ListTopics(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
 	alice := client("alice")
 	req := func(r kmsg.Request) kmsg.Response {
 		t.Helper()
@@ -86,10 +90,6 @@ func TestACLProduceOnlyPrincipal(t *testing.T) {
 		t.Errorf("produce to payments: %v", err)
 	}
 	// Fetch: no READ anywhere.
-	topics, err := admin.ListTopics(ctx)
-	if err != nil {
-		t.Fatal(err)
-	}
 	fr := kmsg.NewPtrFetchRequest()
 	for _, topic := range []string{"orders-eu", "payments"} {
 		ft := kmsg.NewFetchRequestTopic()
@@ -119,6 +119,14 @@ func TestACLProduceOnlyPrincipal(t *testing.T) {
 	mr.AllowAutoTopicCreation = true
 	for _, mt := range req(mr).(*kmsg.MetadataResponse).Topics {
 		want("metadata "+*mt.Topic, mt.ErrorCode, kerr.TopicAuthorizationFailed)
+	}
+	// Named by id: TOPIC_AUTHORIZATION_FAILED with the id and no name.
+	byID := kmsg.NewPtrMetadataRequest()
+	idt := kmsg.NewMetadataRequestTopic()
+	idt.TopicID = topics["payments"].ID
+	byID.Topics = append(byID.Topics, idt)
+	if mt := req(byID).(*kmsg.MetadataResponse).Topics[0]; mt.ErrorCode != kerr.TopicAuthorizationFailed.Code || mt.Topic != nil {
+		t.Errorf("metadata by id: %s, name %v", codeName(mt.ErrorCode), mt.Topic)
 	}
 	if _, err := a.store.Topic(ctx, "orders-new"); !errors.Is(err, metastore.ErrUnknownTopic) {
 		t.Errorf("orders-new was auto-created: %v", err)
