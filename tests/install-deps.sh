@@ -2,7 +2,9 @@
 # Installs what `make test` needs and is missing: Postgres server binaries,
 # the MinIO server (built from source, cached under $SILT_CACHE), kcat,
 # python3-confluent-kafka (and a current confluent-kafka in a venv under
-# $SILT_CACHE) and the Node.js test clients. Idempotent.
+# $SILT_CACHE), the Node.js test clients, and Apache Kafka with the Java
+# clients from Maven Central (tests/java/build.sh, cached under
+# $SILT_CACHE/java and $SILT_CACHE/m2). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SILT_CACHE=${SILT_CACHE:-$HOME/.cache/silt}
@@ -59,4 +61,10 @@ if [ -f "$node_dir/package.json" ]; then
     (cd "$node_dir" && npm install --no-audit --no-fund --silent)
   fi
 fi
+# Java 17 and Maven run Apache Kafka (the reference broker, its CLI tools)
+# and the Java clients; build.sh resolves them from Maven Central once.
+command -v java >/dev/null || { echo "install-deps: installing openjdk-17-jdk-headless"; apt_install openjdk-17-jdk-headless; }
+command -v mvn >/dev/null || { echo "install-deps: installing maven"; apt_install maven; }
+tests/java/build.sh >/dev/null
+
 echo "install-deps: ready"
