@@ -27,6 +27,8 @@ package agent
 //     for every partition); each topic needs WRITE, else
 //     TOPIC_AUTHORIZATION_FAILED for its partitions (checked before the
 //     topic's existence, so an unauthorized client learns nothing).
+//   - Internal topics (__consumer_offsets) answer INVALID_TOPIC_EXCEPTION,
+//     as Kafka answers clients other than its own admin.
 //
 // Differences from Kafka: transactional batches answer INVALID_TXN_STATE
 // (silt has no transactions yet). Kafka rejects v3+ requests that carry
@@ -127,6 +129,9 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			err = kerr.TopicAuthorizationFailed
 		default:
 			t, err = a.topicByName(ctx, rt.Topic)
+		}
+		if err == nil && metastore.IsInternalTopic(t.Name) {
+			err = kerr.InvalidTopicException
 		}
 		if err != nil {
 			for j := range st.Partitions {

@@ -26,6 +26,8 @@ package agent
 //     CREATE on the cluster or the topic, else TOPIC_AUTHORIZATION_FAILED.
 //     Authorized operations (v8+) come from the ACLs (everything without
 //     an authorizer, like Kafka without one).
+//   - Internal topics (__consumer_offsets, created by the first group
+//     FindCoordinator) are flagged IsInternal, by name as Kafka decides.
 //
 // Differences from Kafka: Kafka answers an auto-created topic with
 // LEADER_NOT_AVAILABLE because its creation completes asynchronously;
@@ -170,6 +172,7 @@ func (a *Agent) metadataTopic(r *request, brokers []metastore.Agent, t metastore
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = kmsg.StringPtr(t.Name)
 	st.TopicID = t.ID
+	st.IsInternal = metastore.IsInternalTopic(t.Name)
 	if withOps {
 		st.AuthorizedOperations = r.authorizedOps(kmsg.ACLResourceTypeTopic, t.Name, topicOps)
 	}

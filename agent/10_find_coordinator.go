@@ -6,6 +6,10 @@ package agent
 //   - Key type 0 (group): the coordinator is coordinatorFor(key), the same
 //     rendezvous hash over the live agents on every agent, so all agents
 //     agree. v4+ batches keys (KIP-699); v0-v3 carry one key.
+//   - A group lookup creates the internal __consumer_offsets topic when it
+//     does not exist (ensureOffsetsTopic), as Kafka does: empty in silt,
+//     since offsets live in the metastore, but listed (internal) in
+//     Metadata, where regex consumers and tools expect it.
 //   - An empty group id answers INVALID_REQUEST (Kafka's check); unknown
 //     key types answer INVALID_REQUEST.
 //   - Authorization (when on): DESCRIBE on the group
@@ -55,6 +59,7 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 		case req.CoordinatorType != 0, key == "":
 			c.ErrorCode = kerr.InvalidRequest.Code
 		default:
+			a.ensureOffsetsTopic(ctx)
 			ag := a.coordinatorFor(key)
 			if ep, ok := ag.Endpoint(r.conn.l.cfg.Name); ok {
 				c.NodeID, c.Host, c.Port = ag.NodeID, ep.Host, ep.Port

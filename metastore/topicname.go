@@ -11,6 +11,23 @@ import (
 // clients validate against the same bound.
 const maxTopicNameLen = 249
 
+// ConsumerOffsetsTopic is the topic where Kafka keeps committed offsets
+// and group metadata. silt keeps them in the metastore; the topic exists
+// (empty) because clients and tools expect to see it.
+const ConsumerOffsetsTopic = "__consumer_offsets"
+
+// IsInternalTopic reports whether Kafka treats a topic as internal, which
+// it decides by name (Topic.isInternal): Metadata flags these, clients
+// skip them when subscribing by regular expression, and plain clients may
+// not produce to them.
+func IsInternalTopic(name string) bool {
+	switch name {
+	case ConsumerOffsetsTopic, "__transaction_state", "__share_group_state":
+		return true
+	}
+	return false
+}
+
 // ValidateTopicName applies Apache Kafka's topic name rules: 1 to 249
 // characters of [a-zA-Z0-9._-], and not "." or "..". The error wraps
 // ErrInvalidTopic.

@@ -1,0 +1,68 @@
+package agent
+
+import (
+	"testing"
+
+	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/metastore"
+)
+
+// TestConsumerOffsetsTopic: a group's FindCoordinator creates the
+// __consumer_offsets topic, which Metadata then lists flagged internal
+// (with Kafka's default 50 partitions), and plain producers may not
+// write to it.
+func TestConsumerOffsetsTopic(t *testing.T) {
+	a := startAgent(t)
+	cl, _ := a.client(t)
+	ctx := t.Context()
+
+	listed := func() *kmsg.MetadataResponseTopic {
+		resp, err := kmsg.NewPtrMetadataRequest().RequestWith(ctx, cl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, tp := range resp.Topics {
+			if *tp.Topic == metastore.ConsumerOffsetsTopic {
+				return &resp.Topics[i]
+			}
+		}
+		return nil
+	}
+	if tp := listed(); tp != nil {
+		t.Fatalf("%s listed before any group asked for a coordinator", metastore.ConsumerOffsetsTopic)
+	}
+
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.CoordinatorKey = "g"
+	fc.CoordinatorKeys = []string{"g"}
+	if _, err := fc.RequestWith(ctx, cl); err != nil {
+		t.Fatal(err)
+	}
+	tp := listed()
+	switch {
+	case tp == nil:
+		t.Fatalf("%s not listed after FindCoordinator", metastore.ConsumerOffsetsTopic)
+	case !tp.IsInternal:
+		t.Fatalf("%s not flagged internal", metastore.ConsumerOffsetsTopic)
+	case len(tp.Partitions) != offsetsTopicPartitions:
+		t.Fatalf("%s has %d partitions, want %d", metastore.ConsumerOffsetsTopic, len(tp.Partitions), offsetsTopicPartitions)
+	}
+
+	p := kmsg.NewPtrProduceRequest()
+	p.Acks, p.TimeoutMillis = -1, 5000
+	pt := kmsg.NewProduceRequestTopic()
+	pt.Topic = metastore.ConsumerOffsetsTopic // v12 and older
+	pt.TopicID = tp.TopicID                   // v13+
+	pp := kmsg.NewProduceRequestTopicPartition()
+	pt.Partitions = append(pt.Partitions, pp)
+	p.Topics = append(p.Topics, pt)
+	resp, err := cl.Request(ctx, p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTopicException.Code {
+		t.Fatalf("produce to %s: %v, want INVALID_TOPIC_EXCEPTION", metastore.ConsumerOffsetsTopic, kerr.ErrorForCode(code))
+	}
+}
