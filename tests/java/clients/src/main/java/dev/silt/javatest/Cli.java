@@ -22,7 +22,11 @@ import org.apache.kafka.common.utils.internals.Exit;
  * main class, the tool's stdin, then its arguments. Each answer is one line
  * on stdout: the exit status, then the tool's stdout and stderr in base64.
  * A tool's Exit.exit(n) (Kafka's tools exit through it) ends the tool, not
- * the JVM.
+ * the JVM: it throws, and the first status is the tool's, as it would be
+ * the process's; what the tool prints while unwinding is dropped (some
+ * tools catch the throw, print it and exit again). The shutdown hooks a
+ * tool adds through Exit run when it ends, as at a JVM's exit: the console
+ * producer flushes and closes its producer only there.
  */
 final class Cli {
     private Cli() {}
@@ -37,6 +41,23 @@ final class Cli {
         }
     }
 
+    /** The first Exit.exit status of the running tool, or null. */
+    static Integer firstExit;
+
+    static final PrintStream DISCARD = new PrintStream(java.io.OutputStream.nullOutputStream());
+
+    /** Shutdown hooks the running tool added. */
+    static final java.util.List<Runnable> hooks = new java.util.ArrayList<>();
+
+    static void exitCalled(int status) {
+        if (firstExit == null) {
+            firstExit = status;
+            System.setOut(DISCARD);
+            System.setErr(DISCARD);
+        }
+        throw new ExitCalled(status);
+    }
+
     static int serve() throws Exception {
         PrintStream answers = System.out;
         PrintStream stderr = System.err;
@@ -44,12 +65,9 @@ final class Cli {
         // Loggers initialised now hold stderr, not a tool's captured stdout.
         System.setOut(stderr);
         org.slf4j.LoggerFactory.getLogger(Cli.class);
-        Exit.setExitProcedure((status, message) -> {
-            throw new ExitCalled(status);
-        });
-        Exit.setHaltProcedure((status, message) -> {
-            throw new ExitCalled(status);
-        });
+        Exit.setExitProcedure((status, message) -> exitCalled(status));
+        Exit.setHaltProcedure((status, message) -> exitCalled(status));
+        Exit.setShutdownHookAdder((name, hook) -> hooks.add(hook));
         BufferedReader r = new BufferedReader(new InputStreamReader(requests, StandardCharsets.UTF_8));
         Base64.Decoder dec = Base64.getDecoder();
         Base64.Encoder enc = Base64.getEncoder();
@@ -67,6 +85,7 @@ final class Cli {
             ByteArrayOutputStream out = new ByteArrayOutputStream();
             ByteArrayOutputStream err = new ByteArrayOutputStream();
             int status = 0;
+            firstExit = null;
             try (PrintStream po = new PrintStream(out, true, StandardCharsets.UTF_8);
                  PrintStream pe = new PrintStream(err, true, StandardCharsets.UTF_8)) {
                 System.setOut(po);
@@ -82,6 +101,17 @@ final class Cli {
                     e.printStackTrace(pe);
                     status = 1;
                 } finally {
+                    for (Runnable hook : hooks) {
+                        try {
+                            hook.run();
+                        } catch (Throwable e) {
+                            e.printStackTrace(pe);
+                        }
+                    }
+                    hooks.clear();
+                    if (firstExit != null) {
+                        status = firstExit;
+                    }
                     System.out.flush();
                     System.err.flush();
                     System.setOut(stderr);
