@@ -5,7 +5,9 @@ package agent
 // Behaviour:
 //   - Each partition's records are validated as Kafka's broker does (see
 //     ingest.Validate): magic 2 only (older magic INVALID_RECORD, unknown
-//     magic, bad length, CRC or records CORRUPT_MESSAGE), a batch larger
+//     magic, bad length, CRC or records CORRUPT_MESSAGE; records holding
+//     no whole batch INVALID_RECORD, as Kafka's "exactly one record
+//     batch" check answers them), a batch larger
 //     than the topic's max.message.bytes MESSAGE_TOO_LARGE, base offset,
 //     record count and offset delta consistency INVALID_RECORD, keyless
 //     records on compacted topics INVALID_RECORD, zstd before v7
@@ -30,7 +32,10 @@ package agent
 //   - Internal topics (__consumer_offsets) answer INVALID_TOPIC_EXCEPTION,
 //     as Kafka answers clients other than its own admin.
 //
-// Differences from Kafka: transactional batches answer INVALID_TXN_STATE
+// Differences from Kafka: a partition whose records are null answers
+// INVALID_RECORD and the request's other partitions are written; Kafka
+// 4.4 leaves such a request unanswered until the client times out.
+// Transactional batches answer INVALID_TXN_STATE
 // (silt has no transactions yet). Kafka rejects v3+ requests that carry
 // more than one batch for a partition; silt accepts and writes them in
 // order. Produce never auto-creates topics (Kafka only creates them on

@@ -160,7 +160,7 @@ func TestProducePerPartitionErrors(t *testing.T) {
 	req.Topics = append(req.Topics, rt, rt2, unknown)
 
 	resp := rawProduce(t, cl, req)
-	want := []int16{0, kerr.CorruptMessage.Code, kerr.InvalidRecord.Code, kerr.MessageTooLarge.Code, kerr.CorruptMessage.Code, kerr.UnknownTopicOrPartition.Code}
+	want := []int16{0, kerr.CorruptMessage.Code, kerr.InvalidRecord.Code, kerr.MessageTooLarge.Code, kerr.InvalidRecord.Code, kerr.UnknownTopicOrPartition.Code}
 	if len(resp.Topics) != 3 || len(resp.Topics[0].Partitions) != len(want) {
 		t.Fatalf("response shape: %+v", resp.Topics)
 	}

@@ -21,8 +21,9 @@ package agent
 //     records before its offset.
 //   - Unknown topics answer UNKNOWN_TOPIC_OR_PARTITION (v13+, named by id:
 //     UNKNOWN_TOPIC_ID); an offset below the log start or above the high
-//     watermark answers OFFSET_OUT_OF_RANGE with both; at the high
-//     watermark, no records.
+//     watermark answers OFFSET_OUT_OF_RANGE with high watermark, last
+//     stable and log start offsets -1, as Kafka answers every partition
+//     error; at the high watermark, no records.
 //   - With fewer than min_bytes, the fetch waits up to max_wait_ms and is
 //     woken at once by a commit to any of its partitions (fetch.Reader
 //     watches; nothing polls). A partition error answers at once.
@@ -232,8 +233,9 @@ func (a *Agent) fetchOnce(ctx context.Context, r *request, req *kmsg.FetchReques
 			switch err := pr.Err; {
 			case err == nil:
 			case errors.Is(err, fetch.ErrOffsetOutOfRange):
+				// Kafka answers the error with -1 offsets (set above), and
+				// clients look the range up with ListOffsets.
 				sp.ErrorCode = kerr.OffsetOutOfRange.Code
-				sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = pr.Offsets.HighWatermark, pr.Offsets.HighWatermark, pr.Offsets.LogStartOffset
 				errored = true
 				continue
 			default:

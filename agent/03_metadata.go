@@ -13,8 +13,9 @@ package agent
 //     client's traffic for a partition goes to one agent. Replicas and ISR
 //     are [leader], leader epoch 0, no offline replicas.
 //   - No topics listed (v0: an empty array; v1+: null) means all topics;
-//     v1+ empty array means none. v10+ topics may be named by id; an
-//     unknown id answers UNKNOWN_TOPIC_ID.
+//     v1+ empty array means none. v12+ topics may be named by id; an
+//     unknown id answers UNKNOWN_TOPIC_ID. v10 and v11 carry the id field
+//     but, as in Kafka, a topic named by id answers INVALID_REQUEST.
 //   - Unknown names are created when auto.create.topics.enable
 //     (Config.AutoCreateTopics) and the request allow it (v4+ flag; always
 //     for v0-v3), with Config.DefaultPartitions; invalid names answer
@@ -92,6 +93,16 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 	seenID := make(map[metastore.TopicID]bool)
 	for _, rt := range req.Topics {
 		if rt.Topic == nil { // v10+: by id
+			if req.Version < 12 {
+				// Kafka takes topic ids in Metadata from v12 on; v10 and
+				// v11 carry the field but answer INVALID_REQUEST.
+				st := kmsg.NewMetadataResponseTopic()
+				st.TopicID = rt.TopicID
+				st.ErrorCode = kerr.InvalidRequest.Code
+				r.logError(st.ErrorCode, nil, "reason", "topic ids before Metadata v12")
+				resp.Topics = append(resp.Topics, st)
+				continue
+			}
 			id := metastore.TopicID(rt.TopicID)
 			if seenID[id] {
 				continue

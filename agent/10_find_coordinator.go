@@ -10,8 +10,9 @@ package agent
 //     does not exist (ensureOffsetsTopic), as Kafka does: empty in silt,
 //     since offsets live in the metastore, but listed (internal) in
 //     Metadata, where regex consumers and tools expect it.
-//   - An empty group id answers INVALID_REQUEST (Kafka's check); unknown
-//     key types answer INVALID_REQUEST.
+//   - Unknown key types answer INVALID_REQUEST. An empty group id is a
+//     group like any other, as Kafka 4 answers it (older Kafka refused
+//     it with INVALID_REQUEST).
 //   - Authorization (when on): DESCRIBE on the group
 //     (GROUP_AUTHORIZATION_FAILED) or the transactional id
 //     (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
@@ -56,7 +57,7 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 		case req.CoordinatorType == 1:
 			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
 			c.ErrorMessage = kmsg.StringPtr("transactions are not supported by silt")
-		case req.CoordinatorType != 0, key == "":
+		case req.CoordinatorType != 0:
 			c.ErrorCode = kerr.InvalidRequest.Code
 		default:
 			a.ensureOffsetsTopic(ctx)

@@ -8,8 +8,9 @@ package agent
 //     assignment fixes the partition count (its replica ids are accepted
 //     and ignored); combined with num_partitions or replication_factor it
 //     is INVALID_REQUEST, as in Kafka.
-//   - Configs are validated against package topicconfig: an unknown name or a
-//     bad value answers INVALID_CONFIG with Kafka's message.
+//   - Configs are validated against package topicconfig: an unknown name,
+//     a bad value or a null value answers INVALID_CONFIG with Kafka's
+//     message.
 //   - A name given twice in one request answers INVALID_REQUEST for it.
 //   - validate_only (v1+) checks everything, including that the topic
 //     does not exist yet, and creates nothing.
@@ -26,8 +27,9 @@ package agent
 // nothing. Any factor >= 1 (or -1) is accepted, so applications written
 // for production clusters (replication.factor=3 for Connect, Streams,
 // Schema Registry) work unchanged; the topic reports factor 1, matching
-// Metadata's one-replica partitions. Kafka would answer
-// INVALID_REPLICATION_FACTOR for a factor above the broker count. Creation
+// Metadata's one-replica partitions. Kafka answers
+// INVALID_REPLICATION_FACTOR for a factor above its broker count (the
+// differential test in tests/e2e keeps this listed). Creation
 // is one metastore transaction and complete when answered.
 
 import (
@@ -154,7 +156,7 @@ func (a *Agent) createSpec(version int16, rt kmsg.CreateTopicsRequestTopic) (met
 	}
 	for _, c := range rt.Configs {
 		if c.Value == nil {
-			continue // null means "use the default", as in Kafka
+			return spec, kafkaErr(kerr.InvalidConfig, "Null value not supported for topic configs: %s", c.Name)
 		}
 		if spec.Configs == nil {
 			spec.Configs = make(map[string]string)

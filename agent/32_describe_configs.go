@@ -9,7 +9,8 @@ package agent
 //     when set on the topic, STATIC_BROKER_CONFIG for a default silt's
 //     flags set, such as --default-retention, else DEFAULT_CONFIG),
 //     is_default (v0), synonyms when asked (v1+), type and documentation
-//     (v3+). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
+//     (v3+). Unknown topic: UNKNOWN_TOPIC_OR_PARTITION; an invalid name
+//     (empty, say): INVALID_TOPIC_EXCEPTION.
 //   - Broker resources (this or any live node id, or "" for the cluster
 //     default): a few read-only settings that describe the agent.
 //   - Other resource types: INVALID_REQUEST.
@@ -28,6 +29,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
+	"github.com/siltdata/silt/metastore"
 	"github.com/siltdata/silt/topicconfig"
 )
 
@@ -92,6 +94,11 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, r *request) (kmsg.Res
 // (not the cache: an admin reading back what it just altered elsewhere
 // must see it).
 func (a *Agent) topicConfigs(ctx context.Context, name string) (map[string]string, error) {
+	// An impossible name is INVALID_TOPIC_EXCEPTION, as in Kafka, not
+	// unknown.
+	if err := metastore.ValidateTopicName(name); err != nil {
+		return nil, err
+	}
 	t, err := a.store.Topic(ctx, name)
 	if err != nil {
 		return nil, err // the store's errors name the topic

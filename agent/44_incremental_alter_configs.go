@@ -16,7 +16,11 @@ package agent
 // (CLUSTER_AUTHORIZATION_FAILED), per resource.
 //
 // Differences from Kafka: broker configs cannot be altered (silt agents
-// are configured at start); such resources answer INVALID_REQUEST.
+// are configured at start); such resources answer INVALID_REQUEST. An
+// unknown operation (not SET, DELETE, APPEND or SUBTRACT) answers
+// INVALID_REQUEST, which says what is wrong; Kafka 4.4 fails it with
+// UNKNOWN_SERVER_ERROR, from an exception in its handler (the
+// differential test in tests/e2e keeps this listed).
 
 import (
 	"context"

@@ -77,8 +77,16 @@ func Validate(records []byte, o ValidateOptions) ([]Item, error) {
 	}
 	var items []Item
 	for rest := records; len(rest) > 0; {
+		// Bytes that cannot hold a whole batch: Kafka's batch iterator stops
+		// there, so when no batch came before, the request holds none and
+		// Kafka answers INVALID_RECORD ("exactly one record batch"); later
+		// ones are corrupt input.
+		incomplete := kerr.CorruptMessage
+		if len(items) == 0 {
+			incomplete = kerr.InvalidRecord
+		}
 		if len(rest) <= offMagic {
-			return nil, invalid(kerr.CorruptMessage, "%d trailing bytes are not a record batch", len(rest))
+			return nil, invalid(incomplete, "%d bytes are not a whole record batch", len(rest))
 		}
 		switch magic := rest[offMagic]; {
 		case magic < 2:
@@ -87,8 +95,11 @@ func Validate(records []byte, o ValidateOptions) ([]Item, error) {
 			return nil, invalid(kerr.CorruptMessage, "invalid record batch magic %d", magic)
 		}
 		size := int64(int32(binary.BigEndian.Uint32(rest[offLength:]))) + 12
-		if size < batchHeaderLen || size > int64(len(rest)) {
-			return nil, invalid(kerr.CorruptMessage, "record batch length %d does not fit the %d bytes sent", size, len(rest))
+		if size < batchHeaderLen {
+			return nil, invalid(kerr.CorruptMessage, "record batch length %d is shorter than a batch header", size)
+		}
+		if size > int64(len(rest)) {
+			return nil, invalid(incomplete, "record batch length %d does not fit the %d bytes sent", size, len(rest))
 		}
 		batch := rest[:size]
 		rest = rest[size:]

@@ -35,11 +35,12 @@ func TestValidateRejects(t *testing.T) {
 		want *kerr.Error
 	}{
 		{"empty", nil, nil, kerr.InvalidRecord},
-		{"short", []byte{1, 2, 3}, nil, kerr.CorruptMessage},
+		{"short", []byte{1, 2, 3}, nil, kerr.InvalidRecord},
 		{"bad crc", edit(func(b []byte) []byte { b[len(b)-1] ^= 1; return b }), nil, kerr.CorruptMessage},
 		{"magic 1", edit(func(b []byte) []byte { b[offMagic] = 1; return b }), nil, kerr.InvalidRecord},
 		{"magic 3", edit(func(b []byte) []byte { b[offMagic] = 3; return b }), nil, kerr.CorruptMessage},
-		{"truncated", edit(func(b []byte) []byte { return b[:len(b)-1] }), nil, kerr.CorruptMessage},
+		{"truncated", edit(func(b []byte) []byte { return b[:len(b)-1] }), nil, kerr.InvalidRecord},
+		{"truncated second batch", append(good(), good()[:30]...), nil, kerr.CorruptMessage},
 		{"trailing bytes", append(good(), 0, 0, 0), nil, kerr.CorruptMessage},
 		{"too large", good(), func(o *ValidateOptions) { o.MaxMessageBytes = 50 }, kerr.MessageTooLarge},
 		{"base offset", edit(func(b []byte) []byte { binary.BigEndian.PutUint64(b, 7); return b }), nil, kerr.InvalidRecord},
