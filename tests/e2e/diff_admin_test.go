@@ -62,7 +62,9 @@ func topicAdminCases(k, s *diffSide, px string, add func(diffCase)) {
 			spec func(e diffEnv) topicSpec
 		}{
 			{"0 partitions", func(e diffEnv) topicSpec { return topicSpec{name: e.topic("p0"), partitions: 0, replicationFactor: 1} }},
-			{"-5 partitions", func(e diffEnv) topicSpec { return topicSpec{name: e.topic("pneg"), partitions: -5, replicationFactor: 1} }},
+			{"-5 partitions", func(e diffEnv) topicSpec {
+				return topicSpec{name: e.topic("pneg"), partitions: -5, replicationFactor: 1}
+			}},
 			{"replication factor 0", func(e diffEnv) topicSpec { return topicSpec{name: e.topic("rf0"), partitions: 1, replicationFactor: 0} }},
 
 			{"invalid name", func(e diffEnv) topicSpec { return topicSpec{name: "bad name!", partitions: 1, replicationFactor: 1} }},
