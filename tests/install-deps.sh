@@ -2,9 +2,10 @@
 # Installs what `make test` needs and is missing: Postgres server binaries,
 # the MinIO server (built from source, cached under $SILT_CACHE), kcat,
 # python3-confluent-kafka (and a current confluent-kafka in a venv under
-# $SILT_CACHE), the Node.js test clients, and Apache Kafka with the Java
+# $SILT_CACHE), the Node.js test clients, Apache Kafka with the Java
 # clients from Maven Central (tests/java/build.sh, cached under
-# $SILT_CACHE/java and $SILT_CACHE/m2). Idempotent.
+# $SILT_CACHE/java and $SILT_CACHE/m2), and the Python clients from PyPI
+# (a virtualenv under $SILT_CACHE/python). Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SILT_CACHE=${SILT_CACHE:-$HOME/.cache/silt}
@@ -66,5 +67,10 @@ fi
 command -v java >/dev/null || { echo "install-deps: installing openjdk-17-jdk-headless"; apt_install openjdk-17-jdk-headless; }
 command -v mvn >/dev/null || { echo "install-deps: installing maven"; apt_install maven; }
 tests/java/build.sh >/dev/null
+
+# The Python clients from PyPI (confluent-kafka, aiokafka, kafka-python),
+# pinned in tests/interop/python/requirements.txt, in a virtualenv.
+python3 -c 'import venv, ensurepip' 2>/dev/null || { echo "install-deps: installing python3-venv"; apt_install python3-venv; }
+tests/interop/python/venv.sh >/dev/null
 
 echo "install-deps: ready"

@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -47,7 +48,14 @@ func runJavaChecks(t *testing.T, java, classpath, bootstrap string, checks ...st
 	t.Helper()
 	ctx := testContext(t, 8*time.Minute)
 	args := append(append([]string{}, javaOptions...), "-cp", classpath, "dev.silt.javatest.Main", "checks", bootstrap)
-	cmd := exec.CommandContext(ctx, java, append(args, checks...)...)
+	runDriverChecks(t, exec.CommandContext(ctx, java, append(args, checks...)...), len(checks))
+}
+
+// runDriverChecks runs a check driver (the Java driver, clients.py) that
+// prints "PASS name seconds" or "FAIL name: message" per check, and
+// reports each as a subtest. want is the number of checks named (0: all).
+func runDriverChecks(t *testing.T, cmd *exec.Cmd, want int) {
+	t.Helper()
 	var stderr syncBuffer
 	cmd.Stderr = &stderr
 	stdout, err := cmd.StdoutPipe()
@@ -66,7 +74,7 @@ func runJavaChecks(t *testing.T, java, classpath, bootstrap string, checks ...st
 		case strings.HasPrefix(line, "PASS "):
 			f := strings.Fields(line)
 			ran++
-			t.Run(f[1], func(t *testing.T) { t.Logf("passed in %ss (Java)", f[2]) })
+			t.Run(f[1], func(t *testing.T) { t.Logf("passed in %ss", f[2]) })
 		case strings.HasPrefix(line, "FAIL "):
 			name, msg, _ := strings.Cut(strings.TrimPrefix(line, "FAIL "), ": ")
 			ran++
@@ -76,9 +84,9 @@ func runJavaChecks(t *testing.T, java, classpath, bootstrap string, checks ...st
 	}
 	err = cmd.Wait()
 	if err != nil || failed {
-		t.Errorf("java checks: %v; the driver's log (stderr):\n%s", err, lastLines(stderr.String(), 200))
+		t.Errorf("%s: %v; the driver's log (stderr):\n%s", filepath.Base(cmd.Path), err, lastLines(stderr.String(), 200))
 	}
-	if ran == 0 || len(checks) > 0 && ran != len(checks) {
+	if ran == 0 || want > 0 && ran != want {
 		t.Errorf("the driver reported %d checks", ran)
 	}
 }
