@@ -69,6 +69,10 @@ const (
 		"Kafka leaves the whole request unanswered until the client's timeout"
 	devReplicationFactor = "silt has no replicas (durability is the object store's), so any replication factor is accepted " +
 		"and reported as 1; Kafka answers INVALID_REPLICATION_FACTOR above its broker count"
+	devAutoCreateReady = "a topic Metadata auto-creates is answered ready (creation is one metastore transaction); " +
+		"Kafka answers LEADER_NOT_AVAILABLE until it has elected the new topic's leaders"
+	devFetchSessions = "no incremental fetch sessions: a request to open one is answered with session id 0 (KIP-227's no session), " +
+		"every agent serves every partition and a session would pin a client to one"
 	devUnknownAlterOp = "an unknown IncrementalAlterConfigs operation answers INVALID_REQUEST; " +
 		"Kafka fails it with UNKNOWN_SERVER_ERROR from an exception in its handler"
 )
@@ -170,6 +174,14 @@ func metadataCases(k, s *diffSide, px string, add func(diffCase)) {
 				r := req(kmsg.NewPtrMetadataRequest(), v)
 				r.Topics = metadataTopics(e.topic("missing"))
 				r.AllowAutoTopicCreation = false
+				return r
+			}})
+	}
+	for _, v := range pick(upTo(vs, 3)) {
+		add(diffCase{name: fmt.Sprintf("Metadata v%d auto-creates an unknown topic", v), deviation: devAutoCreateReady,
+			build: func(e diffEnv, _ any) kmsg.Request {
+				r := req(kmsg.NewPtrMetadataRequest(), v)
+				r.Topics = metadataTopics(e.topic(fmt.Sprintf("auto%d", v)))
 				return r
 			}})
 	}
@@ -390,6 +402,21 @@ func fetchCases(k, s *diffSide, add func(diffCase)) {
 			r.Topics[0].TopicID = [16]byte{7, 7, 7}
 			return r
 		}})
+	}
+	for _, v := range pick(from(vs, 7)) {
+		add(diffCase{name: fmt.Sprintf("Fetch v%d opening a fetch session", v), deviation: devFetchSessions,
+			compare: func(k, s kmsg.Response) []string {
+				kid, sid := k.(*kmsg.FetchResponse).SessionID, s.(*kmsg.FetchResponse).SessionID
+				if (kid != 0) != (sid != 0) {
+					return []string{fmt.Sprintf("session id: kafka %d, silt %d", kid, sid)}
+				}
+				return compareFields(k, s, []string{"ErrorCode"})
+			},
+			build: func(e diffEnv, _ any) kmsg.Request {
+				r := fetchRequest(v, e, "a", 0, 0)
+				r.SessionEpoch = 0 // asks for a new session
+				return r
+			}})
 	}
 	// OffsetForLeaderEpoch.
 	for _, v := range commonVersions(k, s, 23) {

@@ -30,9 +30,7 @@ var kgoUnbuilt = []struct {
 // It passes whole except the tests of features silt has not built yet
 // (kgoUnbuilt), which are named in its log.
 func TestFranzGoSuite(t *testing.T) {
-	if testing.Short() {
-		t.Skip("franz-go's suite takes about two minutes")
-	}
+	t.Parallel()
 	s := newDev(t, "--flush-interval", "10ms").Start()
 	ctx := testContext(t, 12*time.Minute)
 	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout=10m", "-v",
