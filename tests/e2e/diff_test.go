@@ -267,8 +267,9 @@ func compareFields(k, s kmsg.Response, names []string) []string {
 func show(path string, v any) string {
 	if strings.HasSuffix(path, "ErrorCode") {
 		if code, ok := v.(int16); ok {
-			if err := kerr.ErrorForCode(code); err != nil {
-				return err.(*kerr.Error).Message
+			var ke *kerr.Error
+			if errors.As(kerr.ErrorForCode(code), &ke) {
+				return ke.Message
 			}
 			return "NONE"
 		}
@@ -362,7 +363,7 @@ func diffFixtures(s *diffSide, px string) error {
 	}
 	for _, ct := range r.(*kmsg.CreateTopicsResponse).Topics {
 		if ct.ErrorCode != 0 {
-			return fmt.Errorf("create %s: %v", ct.Topic, kerr.ErrorForCode(ct.ErrorCode))
+			return fmt.Errorf("create %s: %w", ct.Topic, kerr.ErrorForCode(ct.ErrorCode))
 		}
 	}
 	// 10 records with known timestamps in a-0 (record 7 the latest), 3 in a-1.
