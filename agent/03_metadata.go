@@ -7,6 +7,11 @@ package agent
 //     onDemandRefresh, so a client sent here by an agent that is leaving
 //     is not sent back to it);
 //     the controller id is the live agent with the lowest node id.
+//   - Topics are read from the metastore, not the agents' topic cache: a
+//     client keeps a Metadata answer for minutes (metadata.max.age.ms),
+//     so partitions another agent just added must be in it (a consumer
+//     group's leader assigning from a stale count leaves the new
+//     partitions unread until its next refresh).
 //   - Every agent serves every partition. The "leader" of a partition is
 //     picked by leaderAmong (rendezvous hashing over the live agents, within
 //     the client's zone when its client id carries silt_az=<zone>), so one
@@ -30,10 +35,12 @@ package agent
 //   - Internal topics (__consumer_offsets, created by the first group
 //     FindCoordinator) are flagged IsInternal, by name as Kafka decides.
 //
-// Differences from Kafka: Kafka answers an auto-created topic with
-// LEADER_NOT_AVAILABLE because its creation completes asynchronously;
-// silt's creation is one metastore transaction, so the new topic is
-// answered ready to use, saving the client a metadata round trip. A
+// Differences from Kafka: Kafka answers the Metadata request that
+// auto-creates a topic with an error (4.4: UNKNOWN_TOPIC_OR_PARTITION;
+// older brokers LEADER_NOT_AVAILABLE) because its creation completes
+// asynchronously; silt's creation is one metastore transaction, so the
+// new topic is answered ready to use, saving the client a metadata round
+// trip (the differential test in tests/e2e keeps this listed). A
 // metastore failure answers the affected topics with the retriable
 // LEADER_NOT_AVAILABLE; when the topic list itself cannot be read the
 // connection is closed (the client retries on a new one), rather than
@@ -108,7 +115,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 				continue
 			}
 			seenID[id] = true
-			t, err := a.topicByID(ctx, id)
+			t, err := a.freshTopicByID(ctx, id)
 			if err == nil && !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
 				// Kafka: topic ids are not secret, the answer says so.
 				err = kerr.TopicAuthorizationFailed
@@ -137,7 +144,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 		if !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, name) {
 			err = kerr.TopicAuthorizationFailed
 		} else {
-			t, err = a.topicByName(ctx, name)
+			t, err = a.freshTopicByName(ctx, name)
 		}
 		if errors.Is(err, metastore.ErrUnknownTopic) && allowAuto {
 			if r.authorizedQuiet(kmsg.ACLOperationCreate, kmsg.ACLResourceTypeCluster, acl.ClusterName) ||

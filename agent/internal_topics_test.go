@@ -1,12 +1,14 @@
 package agent
 
 import (
+	"path/filepath"
 	"testing"
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltdata/silt/metastore"
+	"github.com/siltdata/silt/metastore/sqlite"
 )
 
 // TestConsumerOffsetsTopic: a group's FindCoordinator creates the
@@ -65,4 +67,50 @@ func TestConsumerOffsetsTopic(t *testing.T) {
 	if code := resp.(*kmsg.ProduceResponse).Topics[0].Partitions[0].ErrorCode; code != kerr.InvalidTopicException.Code {
 		t.Fatalf("produce to %s: %v, want INVALID_TOPIC_EXCEPTION", metastore.ConsumerOffsetsTopic, kerr.ErrorForCode(code))
 	}
+}
+
+// TestMetadataFreshPartitions: partitions one agent adds are in the next
+// Metadata answer of another agent that has the topic cached with fewer.
+// A client keeps that answer for minutes, so a stale count would leave the
+// new partitions unassigned in consumer groups until then.
+func TestMetadataFreshPartitions(t *testing.T) {
+	dir := t.TempDir()
+	store, err := sqlite.Open(t.Context(), filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	a1 := startAgentOn(t, store, dir)
+	a2 := startAgentOn(t, store, dir)
+	ctx := ctxTimeout(t)
+	_, adm1 := a1.client(t)
+	cl2, _ := a2.client(t)
+	if _, err := adm1.CreateTopic(ctx, 1, 1, nil, "grow"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := a2.topicByName(ctx, "grow"); err != nil { // cached with 1 partition
+		t.Fatal(err)
+	}
+	if _, err := adm1.CreatePartitions(ctx, 2, "grow"); err != nil {
+		t.Fatal(err)
+	}
+	req := kmsg.NewPtrMetadataRequest()
+	req.Topics = metadataRequestTopics("grow")
+	resp, err := req.RequestWith(ctx, cl2)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if n := len(resp.Topics[0].Partitions); n != 3 {
+		t.Fatalf("the other agent's Metadata lists %d partitions, want 3", n)
+	}
+}
+
+func metadataRequestTopics(names ...string) []kmsg.MetadataRequestTopic {
+	var ts []kmsg.MetadataRequestTopic
+	for _, n := range names {
+		t := kmsg.NewMetadataRequestTopic()
+		t.Topic = kmsg.StringPtr(n)
+		ts = append(ts, t)
+	}
+	return ts
 }

@@ -43,7 +43,15 @@ func newTopicCache(store metastore.Store, ttl time.Duration) *topicCache {
 }
 
 func (c *topicCache) get(ctx context.Context, name string, id metastore.TopicID, byName bool) (metastore.Topic, error) {
+	return c.lookup(ctx, name, id, byName, false)
+}
+
+// lookup is get; fresh skips the cached entry (and refreshes it).
+func (c *topicCache) lookup(ctx context.Context, name string, id metastore.TopicID, byName, fresh bool) (metastore.Topic, error) {
 	now := c.now()
+	if fresh {
+		now = now.Add(c.ttl + time.Hour)
+	}
 	c.mu.Lock()
 	var (
 		e  cachedTopic
@@ -100,6 +108,19 @@ func (c *topicCache) invalidate(name string) {
 // it as read-only.
 func (a *Agent) topicByName(ctx context.Context, name string) (metastore.Topic, error) {
 	return a.topics.get(ctx, name, metastore.TopicID{}, true)
+}
+
+// freshTopicByName is topicByName read from the store, not the cache:
+// for Metadata, whose answer a client keeps for minutes
+// (metadata.max.age.ms), so a partition another agent just added must be
+// in it. The cache is refreshed on the way.
+func (a *Agent) freshTopicByName(ctx context.Context, name string) (metastore.Topic, error) {
+	return a.topics.lookup(ctx, name, metastore.TopicID{}, true, true)
+}
+
+// freshTopicByID is freshTopicByName by topic id.
+func (a *Agent) freshTopicByID(ctx context.Context, id metastore.TopicID) (metastore.Topic, error) {
+	return a.topics.lookup(ctx, "", id, false, true)
 }
 
 // topicByID is topicByName by topic id.

@@ -70,7 +70,7 @@ const (
 	devReplicationFactor = "silt has no replicas (durability is the object store's), so any replication factor is accepted " +
 		"and reported as 1; Kafka answers INVALID_REPLICATION_FACTOR above its broker count"
 	devAutoCreateReady = "a topic Metadata auto-creates is answered ready (creation is one metastore transaction); " +
-		"Kafka answers LEADER_NOT_AVAILABLE until it has elected the new topic's leaders"
+		"Kafka answers that request with UNKNOWN_TOPIC_OR_PARTITION and the topic is usable on a later one"
 	devFetchSessions = "no incremental fetch sessions: a request to open one is answered with session id 0 (KIP-227's no session), " +
 		"every agent serves every partition and a session would pin a client to one"
 	devUnknownAlterOp = "an unknown IncrementalAlterConfigs operation answers INVALID_REQUEST; " +

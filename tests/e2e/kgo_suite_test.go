@@ -26,7 +26,7 @@ var kgoUnbuilt = []struct {
 
 // TestFranzGoSuite runs franz-go's own kgo integration suite (the version
 // in go.mod, from the module cache) against silt dev: one broker,
-// replication factor 1, 50k records per ETL test, a short flush interval.
+// replication factor 1, 20k records per ETL test, a short flush interval.
 // It passes whole except the tests of features silt has not built yet
 // (kgoUnbuilt), which are named in its log.
 func TestFranzGoSuite(t *testing.T) {
@@ -38,7 +38,7 @@ func TestFranzGoSuite(t *testing.T) {
 	cmd.Env = append(os.Environ(),
 		"KGO_SEEDS="+s.Kafka(),
 		"KGO_TEST_RF=1",
-		"KGO_TEST_RECORDS=50000",
+		"KGO_TEST_RECORDS=20000",
 		"KGO_LOG_LEVEL=none",
 	)
 	var out bytes.Buffer
