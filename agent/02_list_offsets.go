@@ -26,7 +26,7 @@ package agent
 //     leader epoch above 0 answers UNKNOWN_LEADER_EPOCH (silt's epoch is
 //     always 0).
 //   - Unknown topic or partition: UNKNOWN_TOPIC_OR_PARTITION; a partition
-//     listed twice: INVALID_REQUEST.
+//     listed twice: INVALID_REQUEST, answered once.
 //
 // Authorization (when on): DESCRIBE on each topic, else
 // TOPIC_AUTHORIZATION_FAILED for its partitions.
@@ -114,10 +114,15 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 			p.offs = &res[k]
 		}
 	}
+	answered := make(map[tp]bool)
 	for i, rt := range req.Topics {
 		st := kmsg.NewListOffsetsResponseTopic()
 		st.Topic = rt.Topic
 		for j, rp := range rt.Partitions {
+			if answered[tp{rt.Topic, rp.Partition}] {
+				continue // a duplicate gets one answer, as in Kafka
+			}
+			answered[tp{rt.Topic, rp.Partition}] = true
 			sp := kmsg.NewListOffsetsResponseTopicPartition()
 			sp.Partition = rp.Partition
 			p := parts[i][j]

@@ -359,3 +359,67 @@ func configCases(k, s *diffSide, add func(diffCase)) {
 		}})
 	}
 }
+
+func deleteRecords(v int16, topic string, partition int32, offset int64) *kmsg.DeleteRecordsRequest {
+	r := req(kmsg.NewPtrDeleteRecordsRequest(), v)
+	r.TimeoutMillis = 30000
+	t := kmsg.NewDeleteRecordsRequestTopic()
+	t.Topic = topic
+	p := kmsg.NewDeleteRecordsRequestTopicPartition()
+	p.Partition, p.Offset = partition, offset
+	t.Partitions = append(t.Partitions, p)
+	r.Topics = append(r.Topics, t)
+	return r
+}
+
+// deleteRecordsCases run last: they move b-0's log start, which the
+// produce cases filled.
+func deleteRecordsCases(k, s *diffSide, add func(diffCase)) {
+	vs := commonVersions(k, s, 21)
+	fields := []string{"LowWatermark"}
+	for i, v := range vs {
+		add(diffCase{name: fmt.Sprintf("DeleteRecords v%d up to offset %d", v, 2*(i+1)), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+			return deleteRecords(v, e.topic("b"), 0, int64(2*(i+1)))
+		}})
+		add(diffCase{name: fmt.Sprintf("DeleteRecords v%d below the log start", v), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+			return deleteRecords(v, e.topic("b"), 0, 1)
+		}})
+		add(diffCase{name: fmt.Sprintf("DeleteRecords v%d beyond the high watermark", v), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+			return deleteRecords(v, e.topic("b"), 0, 100_000)
+		}})
+		add(diffCase{name: fmt.Sprintf("DeleteRecords v%d offset -7", v), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+			return deleteRecords(v, e.topic("b"), 0, -7)
+		}})
+		add(diffCase{name: fmt.Sprintf("DeleteRecords v%d unknown partition", v), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+			return deleteRecords(v, e.topic("b"), 4, 0)
+		}})
+		add(diffCase{name: fmt.Sprintf("DeleteRecords v%d unknown topic", v), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+			return deleteRecords(v, e.topic("missing"), 0, 0)
+		}})
+		add(diffCase{name: fmt.Sprintf("DeleteRecords v%d compacted topic", v), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+			return deleteRecords(v, e.topic("c"), 0, 1)
+		}})
+	}
+	lv := commonVersions(k, s, 2)
+	add(diffCase{name: "ListOffsets earliest after DeleteRecords", fields: []string{"Offset", "Timestamp"}, build: func(e diffEnv, _ any) kmsg.Request {
+		return listOffsets(lv[len(lv)-1], e, "b", 0, -2)
+	}})
+	fv := commonVersions(k, s, 1)
+	add(diffCase{name: "Fetch below the log start after DeleteRecords", fields: []string{"HighWatermark", "LogStartOffset"}, build: func(e diffEnv, _ any) kmsg.Request {
+		return fetchRequest(fv[len(fv)-1], e, "b", 0, 0)
+	}})
+	dv := vs[len(vs)-1]
+	add(diffCase{name: fmt.Sprintf("DeleteRecords v%d up to the high watermark (-1)", dv), fields: fields, build: func(e diffEnv, _ any) kmsg.Request {
+		return deleteRecords(dv, e.topic("b"), 0, -1)
+	}})
+	add(diffCase{name: "ListOffsets earliest after DeleteRecords to the end", fields: []string{"Offset"}, build: func(e diffEnv, _ any) kmsg.Request {
+		return listOffsets(lv[len(lv)-1], e, "b", 0, -2)
+	}})
+	add(diffCase{name: "ListOffsets the same partition twice", fields: []string{"Offset"}, build: func(e diffEnv, _ any) kmsg.Request {
+		r := listOffsets(lv[len(lv)-1], e, "b", 0, -2)
+		p := kmsg.NewListOffsetsRequestTopicPartition()
+		p.Partition, p.Timestamp, p.CurrentLeaderEpoch = 0, -1, -1
+		r.Topics[0].Partitions = append(r.Topics[0].Partitions, p)
+		return r
+	}})
+}

@@ -8,8 +8,8 @@ import (
 )
 
 // The differential corpus. APIs being built elsewhere right now are left
-// out for now (DeleteRecords, transactions, SASL and ACLs, KIP-848); add
-// them here, with cases for their errors, when they land. Cases run in
+// out for now (transactions, SASL and ACLs, KIP-848); add them here, with
+// cases for their errors, when they land. Cases run in
 // order and may change state (create, delete, commit), identically on
 // both sides.
 
@@ -102,6 +102,7 @@ func diffCorpus(k, s *diffSide, px string) []diffCase {
 	groupCases(k, s, add)
 	topicAdminCases(k, s, px, add)
 	configCases(k, s, add)
+	deleteRecordsCases(k, s, add)
 	return cs
 }
 

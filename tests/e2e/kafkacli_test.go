@@ -5,7 +5,9 @@ import (
 	"encoding/base64"
 	"fmt"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"slices"
 	"strconv"
@@ -23,6 +25,7 @@ const (
 	kafkaConsumerGroups  = "org.apache.kafka.tools.consumer.group.ConsumerGroupCommand"
 	kafkaConsoleProducer = "org.apache.kafka.tools.ConsoleProducer"
 	kafkaConsoleConsumer = "org.apache.kafka.tools.consumer.ConsoleConsumer"
+	kafkaDeleteRecords   = "org.apache.kafka.tools.DeleteRecordsCommand"
 )
 
 // kafkaCLI runs Kafka's command-line tools one after another in one JVM
@@ -121,7 +124,8 @@ func (c *kafkaCLI) ok(main, stdin string, args ...string) string {
 // 3-agent silt cluster, and (checking the assertions themselves) Apache
 // Kafka: kafka-topics, the console producer and consumer,
 // kafka-consumer-groups (describe with lag, offset resets with
-// --execute, delete) and kafka-configs, asserting what they print.
+// --execute, delete), kafka-delete-records and kafka-configs, asserting
+// what they print.
 func TestKafkaCLI(t *testing.T) {
 	j := harness.Java(t)
 	t.Run("dev", func(t *testing.T) {
@@ -253,6 +257,17 @@ func cliScenario(t *testing.T, cli *kafkaCLI, bootstrap string) {
 	current, lag = describeGroupCLI(t, cli, bs, group, topic)
 	if sum(current) != 30 || sum(lag) != 0 {
 		t.Errorf("after --to-latest: current offsets %v, lag %v; want sums 30 and 0", current, lag)
+	}
+
+	// kafka-delete-records: partition 0 up to its end.
+	offsetsFile := filepath.Join(t.TempDir(), "delete.json")
+	spec := fmt.Sprintf(`{"version":1,"partitions":[{"topic":%q,"partition":0,"offset":%d}]}`, topic, current[0])
+	if err := os.WriteFile(offsetsFile, []byte(spec), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	out = cli.ok(kafkaDeleteRecords, "", append(bs, "--offset-json-file", offsetsFile)...)
+	if want := fmt.Sprintf("partition: %s-0\tlow_watermark: %d", topic, current[0]); !strings.Contains(out, want) {
+		t.Errorf("kafka-delete-records printed %q, want %q", out, want)
 	}
 
 	// kafka-configs: alter, describe, delete.
