@@ -1,4 +1,7 @@
-// Package harness gives tests real Postgres and S3 (MinIO) servers.
+// Package harness gives tests real Postgres and S3 (MinIO) servers, a real
+// Apache Kafka broker as the reference (Kafka, StartKafka; kafka.go), and
+// the Java and Python Kafka clients (Java, PythonClients), all installed
+// outside the repository under $SILT_CACHE.
 //
 // Each server is started lazily, once per test process, on the first call
 // to Postgres or S3, from the first of these sources that works:
