@@ -144,7 +144,7 @@ func topicAdminCases(k, s *diffSide, px string, add func(diffCase)) {
 			return cp(e, e.topic("grow"), 40, true)
 		}})
 	}
-	add(diffCase{name: "Metadata after CreatePartitions", compare: compareMetadataTopics(func() []string { return []string{px + "-grow"} }),
+	add(diffCase{name: "Metadata after CreatePartitions", settle: true, compare: compareMetadataTopics(func() []string { return []string{px + "-grow"} }),
 		build: func(e diffEnv, _ any) kmsg.Request {
 			r := req(kmsg.NewPtrMetadataRequest(), 12)
 			r.Topics = metadataTopics(e.topic("grow"))
@@ -188,7 +188,7 @@ func topicAdminCases(k, s *diffSide, px string, add func(diffCase)) {
 			return r
 		}})
 	}
-	add(diffCase{name: "Metadata after DeleteTopics", build: func(e diffEnv, _ any) kmsg.Request {
+	add(diffCase{name: "Metadata after DeleteTopics", settle: true, build: func(e diffEnv, _ any) kmsg.Request {
 		r := req(kmsg.NewPtrMetadataRequest(), 12)
 		r.Topics = metadataTopics(e.topic(fmt.Sprintf("new%d", ctv[len(ctv)-1])))
 		return r
@@ -303,7 +303,7 @@ func configCases(k, s *diffSide, add func(diffCase)) {
 			return alter(v, true, e.topic("cfg"), "retention.ms", "1")
 		}})
 	}
-	add(diffCase{name: "DescribeConfigs after AlterConfigs", compare: compareConfigs(keys...), build: func(e diffEnv, _ any) kmsg.Request {
+	add(diffCase{name: "DescribeConfigs after AlterConfigs", settle: true, compare: compareConfigs(keys...), build: func(e diffEnv, _ any) kmsg.Request {
 		r := req(kmsg.NewPtrDescribeConfigsRequest(), dcv[len(dcv)-1])
 		r.Resources = append(r.Resources, configResource(kmsg.ConfigResourceTypeTopic, e.topic("cfg"), keys...))
 		return r
@@ -352,7 +352,7 @@ func configCases(k, s *diffSide, add func(diffCase)) {
 		add(diffCase{name: fmt.Sprintf("IncrementalAlterConfigs v%d unknown topic", v), build: func(e diffEnv, _ any) kmsg.Request {
 			return incr(v, e.topic("missing"), op("retention.ms", kmsg.IncrementalAlterConfigOpSet, "1000"))
 		}})
-		add(diffCase{name: fmt.Sprintf("DescribeConfigs after IncrementalAlterConfigs v%d", v), compare: compareConfigs(keys...), build: func(e diffEnv, _ any) kmsg.Request {
+		add(diffCase{name: fmt.Sprintf("DescribeConfigs after IncrementalAlterConfigs v%d", v), settle: true, compare: compareConfigs(keys...), build: func(e diffEnv, _ any) kmsg.Request {
 			r := req(kmsg.NewPtrDescribeConfigsRequest(), dcv[len(dcv)-1])
 			r.Resources = append(r.Resources, configResource(kmsg.ConfigResourceTypeTopic, e.topic("cfg"), keys...))
 			return r

@@ -133,6 +133,11 @@ type diffCase struct {
 	// deviation, when set, is the documented reason silt answers this
 	// request differently on purpose.
 	deviation string
+	// settle repeats the request first until its answer stops changing:
+	// for reads right after a change that Kafka's controller propagates
+	// to the broker asynchronously (new partitions, deleted topics,
+	// altered configs).
+	settle bool
 }
 
 // TestDifferential runs the corpus against Apache Kafka and silt dev and
@@ -188,6 +193,11 @@ func runDifferential(t *testing.T, kafkaAddr, siltAddr string) {
 					t.Fatalf("%s: prep on %s: %v", c.name, side.name, err)
 				}
 			}
+			if c.settle {
+				if err := settleOn(side, func() kmsg.Request { return c.build(e, prepped) }); err != nil {
+					t.Fatalf("%s: settle on %s: %v", c.name, side.name, err)
+				}
+			}
 			out[i], errs[i] = side.do(c.build(e, prepped))
 		}
 		if d := time.Since(start); d > 2*time.Second {
@@ -207,6 +217,28 @@ func runDifferential(t *testing.T, kafkaAddr, siltAddr string) {
 		}
 	}
 	t.Logf("%d requests: %d agree, %d deliberate deviations", len(corpus), agreed, deviations)
+}
+
+// settleOn repeats a request until three answers in a row are the same
+// (or 10 s pass): a broker's view that is still catching up changes
+// between them.
+func settleOn(side *diffSide, build func() kmsg.Request) error {
+	var prev kmsg.Response
+	same := 0
+	for deadline := time.Now().Add(10 * time.Second); same < 2 && time.Now().Before(deadline); {
+		r, err := side.do(build())
+		if err != nil {
+			return err
+		}
+		if prev != nil && reflect.DeepEqual(prev, r) {
+			same++
+		} else {
+			same = 0
+		}
+		prev = r
+		time.Sleep(50 * time.Millisecond)
+	}
+	return nil
 }
 
 // diffOutcomes compares the two answers to one case.
