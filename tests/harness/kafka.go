@@ -138,7 +138,7 @@ func startKafka(t testing.TB) (b KafkaBroker, stop func() error, err error) {
 		return KafkaBroker{}, cleanupDir, err
 	}
 	stop = func() error {
-		err := p.stop(syscall.SIGTERM, 30*time.Second)
+		err := p.stop(syscall.SIGTERM, 60*time.Second) // a controlled shutdown; slow on a loaded machine
 		return errors.Join(err, cleanupDir())
 	}
 	addr := "127.0.0.1:" + strconv.Itoa(port)
