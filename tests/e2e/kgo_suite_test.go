@@ -46,11 +46,16 @@ func TestFranzGoSuite(t *testing.T) {
 	err := cmd.Run()
 	log := out.String()
 	var failed []string
+	var failures strings.Builder // each failed test's own lines
 	skipped := map[string][]string{}
-	for line := range strings.Lines(log) {
+	lines := strings.Split(log, "\n")
+	for i, line := range lines {
 		line = strings.TrimSpace(line)
 		if name, ok := strings.CutPrefix(line, "--- FAIL: "); ok {
 			failed = append(failed, strings.Fields(name)[0])
+			for _, l := range lines[i:min(i+12, len(lines))] {
+				failures.WriteString(l + "\n")
+			}
 		}
 		if name, ok := strings.CutPrefix(line, "--- SKIP: "); ok {
 			name = strings.Fields(name)[0]
@@ -73,7 +78,7 @@ func TestFranzGoSuite(t *testing.T) {
 	}
 	t.Logf("skipped by name (transactions not built yet): ^TestTxn")
 	if err != nil || len(failed) > 0 {
-		t.Fatalf("franz-go's kgo suite against silt: %v; failed: %v\n%s", err, failed, lastLines(log, 150))
+		t.Fatalf("franz-go's kgo suite against silt: %v; failed: %v\n%s\nthe suite's last lines:\n%s", err, failed, failures.String(), lastLines(log, 60))
 	}
 	if !strings.Contains(log, "--- PASS: TestConsumeRegex") || !strings.Contains(log, "--- PASS: TestGroupETL") {
 		t.Fatalf("the suite passed without running TestConsumeRegex and TestGroupETL:\n%s", lastLines(log, 50))
