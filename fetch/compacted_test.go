@@ -16,7 +16,7 @@ import (
 func compactPartition(t *testing.T, e *env, p int32, chunkBatches int) []string {
 	t.Helper()
 	ctx := t.Context()
-	lc := e.store.(metastore.Backend)
+	lc := e.store
 	l, ok, err := lc.AcquireLease(ctx, "janitor", "test", 3600e9)
 	if err != nil || !ok {
 		t.Fatalf("lease: %v, %v", ok, err)

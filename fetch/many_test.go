@@ -42,7 +42,7 @@ func TestReadManyAnswersByDeadline(t *testing.T) {
 	e := newEnv(t)
 	e.produce(t, 0, 3, 4)
 	e.produce(t, 1, 5)
-	cs := &countingStore{Backend: e.store.(metastore.Backend)}
+	cs := &countingStore{Backend: e.store}
 	cfg := DefaultConfig()
 	cfg.PrefetchChunks = 0
 	r, err := New(cfg, cs, e.bucket, nil, nil)

@@ -251,7 +251,6 @@ func (s *Store) Retain(ctx context.Context, fence metastore.Lease, req metastore
 	return res, err
 }
 
-
 const indexRowSelect = `SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length,
 		b.pos, b.len, s.id, s.size, s.compacted, extract(epoch FROM now() - s.created_at)::float8
 	FROM batches b JOIN segments s ON s.id = b.segment_id `
