@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,22 +22,35 @@ var kgoUnbuilt = []struct {
 	{regexp.MustCompile(`^TestTxn`), "transactions"},
 	{regexp.MustCompile(`848`), "the KIP-848 consumer group protocol"},
 	{regexp.MustCompile(`Share`), "KIP-932 share groups"},
-	{regexp.MustCompile(`^TestSCRAM`), "SASL/SCRAM"},
 }
 
 // TestFranzGoSuite runs franz-go's own kgo integration suite (the version
 // in go.mod, from the module cache) against silt dev: one broker,
-// replication factor 1, 20k records per ETL test, a short flush interval.
+// replication factor 1, 20k records per ETL test, a short flush interval,
+// and a SASL_PLAINTEXT listener beside the plaintext one for its SCRAM
+// tests (user kgo, SCRAM-SHA-512, created with `silt user create`).
 // It passes whole except the tests of features silt has not built yet
 // (kgoUnbuilt), which are named in its log.
 func TestFranzGoSuite(t *testing.T) {
 	t.Parallel()
-	s := newDev(t, "--flush-interval", "10ms").Start()
+	dir := t.TempDir()
+	cmd := exec.Command(siltBinary(t), "user", "create", "--metastore", filepath.Join(dir, "metastore.db"),
+		"--user", "kgo", "--password-file", "-")
+	cmd.Stdin = strings.NewReader("kgo-secret\n")
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("silt user create: %v\n%s", err, out)
+	}
+	plain, scram := freeAddr(t), freeAddr(t)
+	s := newDev(t, "--data-dir", dir, "--flush-interval", "10ms",
+		"--listeners", "PLAINTEXT://"+plain+",SASL_PLAINTEXT://"+scram,
+		"--sasl-mechanisms", "SCRAM-SHA-512").Start()
 	ctx := testContext(t, 12*time.Minute)
-	cmd := exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout=10m", "-v",
+	cmd = exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout=10m", "-v",
 		"-skip", "^TestTxn", "github.com/twmb/franz-go/pkg/kgo")
 	cmd.Env = append(os.Environ(),
 		"KGO_SEEDS="+s.Kafka(),
+		"KGO_TEST_SCRAM_SEEDS="+scram,
+		"KGO_TEST_SCRAM=kgo:kgo-secret:512",
 		"KGO_TEST_RF=1",
 		"KGO_TEST_RECORDS=20000",
 		"KGO_LOG_LEVEL=none",
@@ -80,7 +94,9 @@ func TestFranzGoSuite(t *testing.T) {
 	if err != nil || len(failed) > 0 {
 		t.Fatalf("franz-go's kgo suite against silt: %v; failed: %v\n%s\nthe suite's last lines:\n%s", err, failed, failures.String(), lastLines(log, 60))
 	}
-	if !strings.Contains(log, "--- PASS: TestConsumeRegex") || !strings.Contains(log, "--- PASS: TestGroupETL") {
-		t.Fatalf("the suite passed without running TestConsumeRegex and TestGroupETL:\n%s", lastLines(log, 50))
+	for _, want := range []string{"TestConsumeRegex", "TestGroupETL", "TestSCRAMAuth", "TestSCRAMAuthBadCredentials"} {
+		if !strings.Contains(log, "--- PASS: "+want+" ") {
+			t.Fatalf("the suite passed without running %s:\n%s", want, lastLines(log, 50))
+		}
 	}
 }
