@@ -2,6 +2,7 @@ package e2e
 
 import (
 	"bytes"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -61,15 +62,24 @@ func TestFranzGoSuite(t *testing.T) {
 	log := out.String()
 	var failed []string
 	var failures strings.Builder // each failed test's own lines
+	own := map[string][]string{} // lines printed under each test's name
+	current := ""
 	skipped := map[string][]string{}
-	lines := strings.Split(log, "\n")
-	for i, line := range lines {
-		line = strings.TrimSpace(line)
-		if name, ok := strings.CutPrefix(line, "--- FAIL: "); ok {
-			failed = append(failed, strings.Fields(name)[0])
-			for _, l := range lines[i:min(i+12, len(lines))] {
-				failures.WriteString(l + "\n")
+	for _, line := range strings.Split(log, "\n") {
+		trimmed := strings.TrimSpace(line)
+		for _, header := range []string{"=== RUN ", "=== CONT ", "=== NAME ", "=== PAUSE "} {
+			if name, ok := strings.CutPrefix(trimmed, header); ok {
+				current = strings.TrimSpace(name)
 			}
+		}
+		if current != "" && !strings.HasPrefix(trimmed, "===") {
+			own[current] = append(own[current], line)
+		}
+		line = trimmed
+		if name, ok := strings.CutPrefix(line, "--- FAIL: "); ok {
+			name = strings.Fields(name)[0]
+			failed = append(failed, name)
+			fmt.Fprintf(&failures, "%s:\n%s\n", name, strings.Join(lastN(own[name], 30), "\n"))
 		}
 		if name, ok := strings.CutPrefix(line, "--- SKIP: "); ok {
 			name = strings.Fields(name)[0]
@@ -99,4 +109,9 @@ func TestFranzGoSuite(t *testing.T) {
 			t.Fatalf("the suite passed without running %s:\n%s", want, lastLines(log, 50))
 		}
 	}
+}
+
+// lastN is the last n of lines.
+func lastN(lines []string, n int) []string {
+	return lines[max(0, len(lines)-n):]
 }
