@@ -31,6 +31,11 @@ type JavaEnv struct {
 	// Clients4CP and Clients3CP run the driver with kafka-clients and
 	// kafka-streams of each line.
 	Clients4CP, Clients3CP string
+
+	// ConnectVersion and ConnectCP run a Kafka Connect worker
+	// (org.apache.kafka.connect.cli.ConnectDistributed) with the
+	// FileStream connectors.
+	ConnectVersion, ConnectCP string
 }
 
 // CLICP is the classpath of the driver's CLI runner: the driver jar and
@@ -100,8 +105,10 @@ func buildJava() (JavaEnv, error) {
 		Clients3Version: vars["CLIENTS3_VERSION"],
 		Clients4CP:      vars["CLIENTS4_CP"],
 		Clients3CP:      vars["CLIENTS3_CP"],
+		ConnectVersion:  vars["CONNECT_VERSION"],
+		ConnectCP:       vars["CONNECT_CP"],
 	}
-	if env.KafkaCP == "" || env.Clients4CP == "" || env.Clients3CP == "" {
+	if env.KafkaCP == "" || env.Clients4CP == "" || env.Clients3CP == "" || env.ConnectCP == "" {
 		return JavaEnv{}, fmt.Errorf("%s lacks a classpath", envPath)
 	}
 	return env, nil

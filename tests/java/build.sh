@@ -13,7 +13,8 @@
 #   KAFKA_CP        kafka_2.13 + kafka-tools (kafka.Kafka, the CLI tools)
 #   CLIENTS4_CP     the driver jar + kafka-clients/kafka-streams 4.x
 #   CLIENTS3_CP     the driver jar + kafka-clients/kafka-streams 3.x
-#   KAFKA_VERSION, CLIENTS4_VERSION, CLIENTS3_VERSION
+#   CONNECT_CP      a Kafka Connect worker with the FileStream connectors
+#   KAFKA_VERSION, CLIENTS4_VERSION, CLIENTS3_VERSION, CONNECT_VERSION
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 SILT_CACHE=${SILT_CACHE:-$HOME/.cache/silt}
@@ -37,6 +38,8 @@ prop() { sed -n "s:.*<$1>\(.*\)</$1>.*:\1:p" "$2" | head -1; }
 
 mvn_ -f "$here/kafka/pom.xml" -Dsilt.build.dir="$out.tmp/kafka-build" \
   dependency:build-classpath -Dmdep.includeScope=runtime -Dmdep.outputFile="$out.tmp/kafka.cp"
+mvn_ -f "$here/connect/pom.xml" -Dsilt.build.dir="$out.tmp/connect-build" \
+  dependency:build-classpath -Dmdep.includeScope=runtime -Dmdep.outputFile="$out.tmp/connect.cp"
 mvn_ -f "$here/clients/pom.xml" -Dsilt.build.dir="$out.tmp/build" package
 jar=$out/silt-javatest.jar
 cp "$out.tmp/build/silt-javatest.jar" "$out.tmp/silt-javatest.jar"
@@ -46,7 +49,7 @@ mvn_ -f "$here/clients/pom.xml" -Dsilt.build.dir="$out.tmp/cp4" \
   dependency:build-classpath -Dmdep.includeScope=runtime -Dmdep.outputFile="$out.tmp/clients4.cp"
 mvn_ -f "$here/clients/pom.xml" -Dsilt.build.dir="$out.tmp/cp3" -Dclients.version="$c3" \
   dependency:build-classpath -Dmdep.includeScope=runtime -Dmdep.outputFile="$out.tmp/clients3.cp"
-rm -rf "$out.tmp/build" "$out.tmp/kafka-build" "$out.tmp/cp4" "$out.tmp/cp3"
+rm -rf "$out.tmp/build" "$out.tmp/kafka-build" "$out.tmp/connect-build" "$out.tmp/cp4" "$out.tmp/cp3"
 
 {
   echo "KAFKA_VERSION=$(prop kafka.version "$here/kafka/pom.xml")"
@@ -55,6 +58,8 @@ rm -rf "$out.tmp/build" "$out.tmp/kafka-build" "$out.tmp/cp4" "$out.tmp/cp3"
   echo "KAFKA_CP=$(cat "$out.tmp/kafka.cp")"
   echo "CLIENTS4_CP=$jar:$(cat "$out.tmp/clients4.cp")"
   echo "CLIENTS3_CP=$jar:$(cat "$out.tmp/clients3.cp")"
+  echo "CONNECT_VERSION=$(prop connect.version "$here/connect/pom.xml")"
+  echo "CONNECT_CP=$(cat "$out.tmp/connect.cp")"
 } > "$out.tmp/env.sh"
 rm -rf "$out" && mv "$out.tmp" "$out"
 # Older builds' directories are left for a concurrent test process that
