@@ -124,51 +124,18 @@ func startMinioContainer(t testing.TB) (*s3Server, error) {
 // startMinioLocal runs the MinIO binary from $SILT_CACHE/bin on a
 // temporary directory.
 func startMinioLocal(t testing.TB) (*s3Server, error) {
-	cache := os.Getenv("SILT_CACHE")
-	if cache == "" {
-		home, err := os.UserHomeDir()
-		if err != nil {
-			return nil, err
-		}
-		cache = filepath.Join(home, ".cache", "silt")
-	}
-	bin := filepath.Join(cache, "bin", "minio")
-	if _, err := os.Stat(bin); err != nil {
-		return nil, fmt.Errorf("no MinIO binary (run tests/install-deps.sh): %w", err)
+	bin, err := minioBinary()
+	if err != nil {
+		return nil, err
 	}
 	dir, err := os.MkdirTemp("", "silt-harness-minio-")
 	if err != nil {
 		return nil, err
 	}
 	cleanupDir := func() error { return os.RemoveAll(dir) }
-	health := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
 	p, port, err := startOnFreePort("minio", minioStartLimit, func(port int) (*process, error) {
-		consolePort, err := freePort()
-		if err != nil {
-			return nil, err
-		}
-		cmd := exec.Command(bin, "server", filepath.Join(dir, "data"),
-			"--address", "127.0.0.1:"+strconv.Itoa(port),
-			"--console-address", "127.0.0.1:"+strconv.Itoa(consolePort),
-			"--quiet")
-		cmd.Env = append(os.Environ(),
-			"MINIO_ROOT_USER="+minioUser,
-			"MINIO_ROOT_PASSWORD="+minioPassword,
-			"MINIO_UPDATE=off",
-			"MINIO_BROWSER=off",
-		)
-		return startProcess("minio", cmd, filepath.Join(dir, "server.log"), nil)
-	}, func(port int) error {
-		resp, err := health.Get(fmt.Sprintf("http://127.0.0.1:%d/minio/health/live", port))
-		if err != nil {
-			return err
-		}
-		resp.Body.Close()
-		if resp.StatusCode != http.StatusOK {
-			return fmt.Errorf("health: %s", resp.Status)
-		}
-		return nil
-	})
+		return startMinioProcess(bin, dir, port)
+	}, minioLive)
 	if err != nil {
 		_ = cleanupDir()
 		return nil, err
@@ -178,13 +145,68 @@ func startMinioLocal(t testing.TB) (*s3Server, error) {
 		return errors.Join(err, cleanupDir())
 	})
 	addr := "127.0.0.1:" + strconv.Itoa(port)
-	ep := "http://" + addr
-	version := "unknown version"
-	if b, err := os.ReadFile(bin + ".version"); err == nil {
-		version = strings.TrimSpace(string(b))
+	announce(t, fmt.Sprintf("harness: minio %s local process on %s (%s)", minioVersion(bin), addr, bin))
+	return newS3Server("http://"+addr, minioUser, minioPassword), nil
+}
+
+// minioBinary is the MinIO server binary tests/install-deps.sh built into
+// $SILT_CACHE/bin (SILT_CACHE defaults to ~/.cache/silt).
+func minioBinary() (string, error) {
+	cache := os.Getenv("SILT_CACHE")
+	if cache == "" {
+		home, err := os.UserHomeDir()
+		if err != nil {
+			return "", err
+		}
+		cache = filepath.Join(home, ".cache", "silt")
 	}
-	announce(t, fmt.Sprintf("harness: minio %s local process on %s (%s)", version, addr, bin))
-	return newS3Server(ep, minioUser, minioPassword), nil
+	bin := filepath.Join(cache, "bin", "minio")
+	if _, err := os.Stat(bin); err != nil {
+		return "", fmt.Errorf("no MinIO binary (run tests/install-deps.sh): %w", err)
+	}
+	return bin, nil
+}
+
+// minioVersion is what install-deps.sh recorded beside the binary.
+func minioVersion(bin string) string {
+	if b, err := os.ReadFile(bin + ".version"); err == nil {
+		return strings.TrimSpace(string(b))
+	}
+	return "unknown version"
+}
+
+// startMinioProcess runs MinIO on 127.0.0.1:port with its data under
+// dir/data (kept across restarts) and its log in dir/server.log.
+func startMinioProcess(bin, dir string, port int) (*process, error) {
+	consolePort, err := freePort()
+	if err != nil {
+		return nil, err
+	}
+	cmd := exec.Command(bin, "server", filepath.Join(dir, "data"),
+		"--address", "127.0.0.1:"+strconv.Itoa(port),
+		"--console-address", "127.0.0.1:"+strconv.Itoa(consolePort),
+		"--quiet")
+	cmd.Env = append(os.Environ(),
+		"MINIO_ROOT_USER="+minioUser,
+		"MINIO_ROOT_PASSWORD="+minioPassword,
+		"MINIO_UPDATE=off",
+		"MINIO_BROWSER=off",
+	)
+	return startProcess("minio", cmd, filepath.Join(dir, "server.log"), nil)
+}
+
+// minioLive checks MinIO's liveness endpoint on port.
+func minioLive(port int) error {
+	health := &http.Client{Timeout: time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	resp, err := health.Get(fmt.Sprintf("http://127.0.0.1:%d/minio/health/live", port))
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("health: %s", resp.Status)
+	}
+	return nil
 }
 
 // createBucket creates an empty bucket with a unique name.

@@ -100,48 +100,15 @@ func startPostgresLocal(t testing.TB) (*pgServer, error) {
 	if err != nil {
 		return nil, err
 	}
-	dir, err := os.MkdirTemp("", "silt-harness-pg-")
+	dir, data, err := postgresDataDir(bin, cred)
 	if err != nil {
 		return nil, err
 	}
 	cleanupDir := func() error { return os.RemoveAll(dir) }
-	if cred != nil {
-		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
-			_ = cleanupDir()
-			return nil, err
-		}
-	}
-	data := filepath.Join(dir, "data")
-
-	tmpl, err := pgDataTemplate(bin, cred)
-	if err == nil {
-		err = copyTree(tmpl, data, cred)
-	}
-	if err != nil {
-		// No usable template: initialize this server's own directory.
-		os.RemoveAll(data)
-		if err := runInitdb(bin, data, cred); err != nil {
-			_ = cleanupDir()
-			return nil, err
-		}
-	}
 
 	var ver string
 	p, port, err := startOnFreePort("postgres", 10*time.Second, func(port int) (*process, error) {
-		cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
-			"-p", strconv.Itoa(port),
-			"-c", "listen_addresses=127.0.0.1",
-			"-c", "unix_socket_directories="+dir,
-			"-c", "fsync=off",
-			"-c", "synchronous_commit=off",
-			"-c", "full_page_writes=off",
-			"-c", "max_connections=500",
-			"-c", "log_min_messages=warning",
-		)
-		cmd.Dir = dir
-		// The harness writes the log file itself, so the server needs no
-		// write access to it.
-		return startProcess("postgres", cmd, filepath.Join(dir, "server.log"), cred)
+		return startPostgresProcess(bin, dir, data, port, cred, false)
 	}, func(port int) error {
 		var err error
 		ver, err = pgVersion(pgAdminURL(port))
@@ -158,6 +125,64 @@ func startPostgresLocal(t testing.TB) (*pgServer, error) {
 	})
 	announce(t, fmt.Sprintf("harness: postgres %s local process on 127.0.0.1:%d (%s)", ver, port, bin))
 	return &pgServer{adminURL: pgAdminURL(port)}, nil
+}
+
+// postgresDataDir makes a temporary directory owned by cred's user
+// holding a fresh data directory (a copy of the initdb template), and
+// returns both.
+func postgresDataDir(bin string, cred *syscall.Credential) (dir, data string, err error) {
+	dir, err = os.MkdirTemp("", "silt-harness-pg-")
+	if err != nil {
+		return "", "", err
+	}
+	if cred != nil {
+		if err := os.Chown(dir, int(cred.Uid), int(cred.Gid)); err != nil {
+			os.RemoveAll(dir)
+			return "", "", err
+		}
+	}
+	data = filepath.Join(dir, "data")
+	tmpl, err := pgDataTemplate(bin, cred)
+	if err == nil {
+		err = copyTree(tmpl, data, cred)
+	}
+	if err != nil {
+		// No usable template: initialize this server's own directory.
+		os.RemoveAll(data)
+		if err := runInitdb(bin, data, cred); err != nil {
+			os.RemoveAll(dir)
+			return "", "", err
+		}
+	}
+	return dir, data, nil
+}
+
+// startPostgresProcess runs the server of bin on data (inside dir, which
+// also holds its socket and log) on 127.0.0.1:port, as cred's user.
+// synchronousCommit off (the shared test server) saves a WAL write per
+// commit; a server that tests crash must keep it on, or commits it
+// acknowledged are lost with the WAL buffers.
+func startPostgresProcess(bin, dir, data string, port int, cred *syscall.Credential, synchronousCommit bool) (*process, error) {
+	sc := "off"
+	if synchronousCommit {
+		sc = "on"
+	}
+	cmd := exec.Command(filepath.Join(bin, "postgres"), "-D", data,
+		"-p", strconv.Itoa(port),
+		"-c", "listen_addresses=127.0.0.1",
+		"-c", "unix_socket_directories="+dir,
+		// Without fsync an operating system crash can lose data; no
+		// test crashes the machine.
+		"-c", "fsync=off",
+		"-c", "synchronous_commit="+sc,
+		"-c", "full_page_writes=off",
+		"-c", "max_connections=500",
+		"-c", "log_min_messages=warning",
+	)
+	cmd.Dir = dir
+	// The harness writes the log file itself, so the server needs no
+	// write access to it.
+	return startProcess("postgres", cmd, filepath.Join(dir, "server.log"), cred)
 }
 
 func pgAdminURL(port int) string {

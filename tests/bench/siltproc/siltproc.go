@@ -184,5 +184,15 @@ func (p *Proc) Kill() {
 	<-p.done
 }
 
+// Signal sends sig without waiting for anything: SIGSTOP and SIGCONT
+// pause and resume the process (fault tests).
+func (p *Proc) Signal(sig os.Signal) error { return p.cmd.Process.Signal(sig) }
+
+// Err is the process's exit error, valid once Done is closed.
+func (p *Proc) Err() error {
+	<-p.done
+	return p.err
+}
+
 // Done is closed when the process has exited.
 func (p *Proc) Done() <-chan struct{} { return p.done }
