@@ -121,7 +121,8 @@ type Store interface {
 	RenewAgent(ctx context.Context, agentID string, ttl time.Duration) error
 	// DeregisterAgent removes an agent's lease.
 	DeregisterAgent(ctx context.Context, agentID string) error
-	// LiveAgents lists agents whose lease has not expired, by node id.
+	// LiveAgents lists agents whose lease has not expired, by node id,
+	// each with the time its lease still runs (Agent.LeaseLeft).
 	LiveAgents(ctx context.Context) ([]Agent, error)
 
 	// Ping checks that the metastore answers.
@@ -266,6 +267,11 @@ type Agent struct {
 	// the addresses of the listener it connected to. Host and Port are
 	// the first one's.
 	Listeners []Endpoint
+	// LeaseLeft is set by LiveAgents: how long the agent's lease still
+	// ran, by the store's clock, when the list was read. A reader that
+	// adds it to the time it sent the query gets a moment at which the
+	// lease has not yet expired anywhere, on its own clock.
+	LeaseLeft time.Duration
 }
 
 // Endpoint is one advertised listener of an agent.

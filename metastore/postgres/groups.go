@@ -260,7 +260,9 @@ func (s *Store) DeregisterAgent(ctx context.Context, agentID string) error {
 
 // LiveAgents implements metastore.Store.
 func (s *Store) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.pool.Query(ctx, `SELECT agent_id, node_id, host, port, zone, listeners FROM agents WHERE expires_at > now() ORDER BY node_id`)
+	rows, err := s.pool.Query(ctx, `SELECT agent_id, node_id, host, port, zone, listeners,
+		(extract(epoch FROM expires_at - now()) * 1000000)::bigint
+		FROM agents WHERE expires_at > now() ORDER BY node_id`)
 	if err != nil {
 		return nil, err
 	}
@@ -270,13 +272,15 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
 		var (
 			a         metastore.Agent
 			listeners string
+			left      int64
 		)
-		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &listeners); err != nil {
+		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &listeners, &left); err != nil {
 			return nil, err
 		}
 		if a.Listeners, err = metastore.ParseEndpoints(listeners); err != nil {
 			return nil, fmt.Errorf("agent %s: %w", a.ID, err)
 		}
+		a.LeaseLeft = time.Duration(left) * time.Microsecond
 		out = append(out, a)
 	}
 	return out, rows.Err()

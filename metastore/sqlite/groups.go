@@ -237,8 +237,8 @@ func (s *Store) DeregisterAgent(ctx context.Context, agentID string) error {
 
 // LiveAgents implements metastore.Store.
 func (s *Store) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT agent_id, node_id, host, port, zone, listeners FROM agents WHERE expires_at > ? ORDER BY node_id`,
-		s.now().UnixMicro())
+	now := s.now().UnixMicro()
+	rows, err := s.r.QueryContext(ctx, `SELECT agent_id, node_id, host, port, zone, listeners, expires_at FROM agents WHERE expires_at > ? ORDER BY node_id`, now)
 	if err != nil {
 		return nil, err
 	}
@@ -248,13 +248,15 @@ func (s *Store) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
 		var (
 			a         metastore.Agent
 			listeners string
+			exp       int64
 		)
-		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &listeners); err != nil {
+		if err := rows.Scan(&a.ID, &a.NodeID, &a.Host, &a.Port, &a.Zone, &listeners, &exp); err != nil {
 			return nil, err
 		}
 		if a.Listeners, err = metastore.ParseEndpoints(listeners); err != nil {
 			return nil, fmt.Errorf("agent %s: %w", a.ID, err)
 		}
+		a.LeaseLeft = time.Duration(exp-now) * time.Microsecond
 		out = append(out, a)
 	}
 	return out, rows.Err()

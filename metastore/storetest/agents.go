@@ -49,6 +49,14 @@ func testAgents(t *testing.T, s metastore.Backend) {
 	}
 	as, err := s.LiveAgents(c)
 	must(t, "LiveAgents", err)
+	for i := range as {
+		// Each lease runs for at most its TTL from now, and (for a
+		// test of seconds) still most of it.
+		if as[i].LeaseLeft <= ttl/2 || as[i].LeaseLeft > ttl {
+			t.Fatalf("LiveAgents: %s has %v of its %v lease left", as[i].ID, as[i].LeaseLeft, ttl)
+		}
+		as[i].LeaseLeft = 0
+	}
 	if len(as) != 3 || !reflect.DeepEqual(as[1], metastore.Agent{ID: "b", NodeID: 1, Host: "new", Port: 1234, Zone: "z2", Listeners: listeners}) ||
 		as[0].ID != "a" || as[0].Host != "h-a" || as[0].Port != 9092 || as[0].Zone != "z1" || as[2].NodeID != 2 {
 		t.Fatalf("LiveAgents = %+v", as)
@@ -122,5 +130,14 @@ func testLeaseExpiry(t *testing.T, s metastore.Backend) {
 	eventually(t, 10*time.Second, "second short lease expires", func() bool { return len(liveIDs(t, s)) == 2 })
 	if n := register(t, s, "newcomer", time.Hour); n != 2 {
 		t.Fatalf("newcomer got node %d, want the lapsed 2", n)
+	}
+	// What is left of a lease is never more than its TTL.
+	register(t, s, "left", 2*time.Second)
+	as, err := s.LiveAgents(c)
+	must(t, "LiveAgents", err)
+	for _, a := range as {
+		if a.ID == "left" && (a.LeaseLeft <= 0 || a.LeaseLeft > 2*time.Second) {
+			t.Fatalf("a 2s lease has %v left", a.LeaseLeft)
+		}
 	}
 }
