@@ -5,8 +5,11 @@ package agent
 // Behaviour:
 //   - Brokers are the live agents (cached; re-read when older than
 //     onDemandRefresh, so a client sent here by an agent that is leaving
-//     is not sent back to it);
-//     the controller id is the live agent with the lowest node id.
+//     is not sent back to it), and only those whose lease this agent can
+//     vouch for: an agent is never named past the end of its lease as
+//     the store last reported it, however stale the cached list (the
+//     store unreachable, this agent stopped for a while). The controller
+//     id is the live agent with the lowest node id.
 //   - Topics are read from the metastore, not the agents' topic cache: a
 //     client keeps a Metadata answer for minutes (metadata.max.age.ms),
 //     so partitions another agent just added must be in it (a consumer
@@ -16,7 +19,10 @@ package agent
 //     picked by leaderAmong (rendezvous hashing over the live agents, within
 //     the client's zone when its client id carries silt_az=<zone>), so one
 //     client's traffic for a partition goes to one agent. Replicas and ISR
-//     are [leader], leader epoch 0, no offline replicas.
+//     are [leader], leader epoch 0, no offline replicas. When this agent
+//     can vouch for no agent's lease (it cannot reach the metastore), it
+//     lists itself as the only broker and every partition with leader -1
+//     and LEADER_NOT_AVAILABLE: clients retry, on other agents too.
 //   - No topics listed (v0: an empty array; v1+: null) means all topics;
 //     v1+ empty array means none. v12+ topics may be named by id; an
 //     unknown id answers UNKNOWN_TOPIC_ID. v10 and v11 carry the id field
@@ -63,7 +69,11 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 	resp := req.ResponseKind().(*kmsg.MetadataResponse)
 
 	a.members.refreshIfOlder(ctx, onDemandRefresh)
-	live := a.brokersFor(r.conn.l.cfg.Name)
+	live, vouched := a.brokersFor(r.conn.l.cfg.Name)
+	leaders := live // the candidate leaders: none unless vouched for
+	if !vouched {
+		leaders = nil
+	}
 	for _, ag := range live {
 		b := kmsg.NewMetadataResponseBroker()
 		b.NodeID, b.Host, b.Port = ag.NodeID, ag.Host, ag.Port
@@ -90,7 +100,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 			if !r.authorizedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Name) {
 				continue
 			}
-			resp.Topics = append(resp.Topics, a.metadataTopic(r, live, t, zone, req.IncludeTopicAuthorizedOperations))
+			resp.Topics = append(resp.Topics, a.metadataTopic(r, leaders, t, zone, req.IncludeTopicAuthorizedOperations))
 		}
 		return resp, nil
 	}
@@ -129,7 +139,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 				continue
 			}
 			seenName[t.Name] = true
-			resp.Topics = append(resp.Topics, a.metadataTopic(r, live, t, zone, req.IncludeTopicAuthorizedOperations))
+			resp.Topics = append(resp.Topics, a.metadataTopic(r, leaders, t, zone, req.IncludeTopicAuthorizedOperations))
 			continue
 		}
 		name := *rt.Topic
@@ -164,7 +174,7 @@ func (a *Agent) handleMetadata(ctx context.Context, r *request) (kmsg.Response, 
 			resp.Topics = append(resp.Topics, st)
 			continue
 		}
-		resp.Topics = append(resp.Topics, a.metadataTopic(r, live, t, zone, req.IncludeTopicAuthorizedOperations))
+		resp.Topics = append(resp.Topics, a.metadataTopic(r, leaders, t, zone, req.IncludeTopicAuthorizedOperations))
 	}
 	return resp, nil
 }
@@ -185,7 +195,8 @@ func metadataErrorCode(err error, unknownCode int16) int16 {
 	}
 }
 
-// metadataTopic describes one topic with its partitions' leaders.
+// metadataTopic describes one topic with its partitions' leaders, picked
+// among brokers (none: every partition LEADER_NOT_AVAILABLE).
 func (a *Agent) metadataTopic(r *request, brokers []metastore.Agent, t metastore.Topic, zone string, withOps bool) kmsg.MetadataResponseTopic {
 	st := kmsg.NewMetadataResponseTopic()
 	st.Topic = kmsg.StringPtr(t.Name)
@@ -196,14 +207,22 @@ func (a *Agent) metadataTopic(r *request, brokers []metastore.Agent, t metastore
 	}
 	st.Partitions = make([]kmsg.MetadataResponseTopicPartition, 0, t.Partitions)
 	for p := range t.Partitions {
-		leader := leaderAmong(brokers, t.ID, p, zone).NodeID
 		sp := kmsg.NewMetadataResponseTopicPartition()
 		sp.Partition = p
-		sp.Leader = leader
 		sp.LeaderEpoch = 0
-		sp.Replicas = []int32{leader}
-		sp.ISR = []int32{leader}
 		sp.OfflineReplicas = []int32{}
+		leader, ok := leaderAmong(brokers, t.ID, p, zone)
+		if !ok {
+			// No agent's lease can be vouched for: name none.
+			sp.ErrorCode = kerr.LeaderNotAvailable.Code
+			sp.Leader = -1
+			sp.Replicas, sp.ISR = []int32{}, []int32{}
+			st.Partitions = append(st.Partitions, sp)
+			continue
+		}
+		sp.Leader = leader.NodeID
+		sp.Replicas = []int32{leader.NodeID}
+		sp.ISR = []int32{leader.NodeID}
 		st.Partitions = append(st.Partitions, sp)
 	}
 	return st

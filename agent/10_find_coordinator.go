@@ -5,7 +5,10 @@ package agent
 // Behaviour:
 //   - Key type 0 (group): the coordinator is coordinatorFor(key), the same
 //     rendezvous hash over the live agents on every agent, so all agents
-//     agree. v4+ batches keys (KIP-699); v0-v3 carry one key.
+//     agree. Only agents whose lease this agent can vouch for are
+//     candidates (see 03_metadata.go): a client is never sent to an agent
+//     whose lease has expired; with none, COORDINATOR_NOT_AVAILABLE
+//     (retriable). v4+ batches keys (KIP-699); v0-v3 carry one key.
 //   - A group lookup creates the internal __consumer_offsets topic when it
 //     does not exist (ensureOffsetsTopic), as Kafka does: empty in silt,
 //     since offsets live in the metastore, but listed (internal) in
@@ -61,7 +64,13 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 			c.ErrorCode = kerr.InvalidRequest.Code
 		default:
 			a.ensureOffsetsTopic(ctx)
-			ag := a.coordinatorFor(key)
+			ag, ok := a.coordinatorFor(key)
+			if !ok {
+				// No agent's lease can be vouched for: name none.
+				c.ErrorCode = kerr.CoordinatorNotAvailable.Code
+				c.ErrorMessage = kmsg.StringPtr("no agent can be vouched for as coordinator: the metastore is unreachable")
+				break
+			}
 			if ep, ok := ag.Endpoint(r.conn.l.cfg.Name); ok {
 				c.NodeID, c.Host, c.Port = ag.NodeID, ep.Host, ep.Port
 			} else {

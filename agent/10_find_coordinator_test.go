@@ -50,12 +50,12 @@ func TestGroupCoordinatorTakeover(t *testing.T) {
 
 	group := ""
 	for i := 0; group == ""; i++ {
-		if name := "takeover-" + strconv.Itoa(i); a1.coordinatorFor(name).NodeID == a1.NodeID() {
+		if name := "takeover-" + strconv.Itoa(i); named(t)(a1.coordinatorFor(name)).NodeID == a1.NodeID() {
 			group = name
 		}
 	}
 	for _, a := range []*testAgent{a1, a2} {
-		if got := a.coordinatorFor(group).NodeID; got != a1.NodeID() {
+		if got := named(t)(a.coordinatorFor(group)).NodeID; got != a1.NodeID() {
 			t.Fatalf("agents disagree on the coordinator: %d vs %d", got, a1.NodeID())
 		}
 	}

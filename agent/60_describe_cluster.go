@@ -30,7 +30,7 @@ func (a *Agent) handleDescribeCluster(_ context.Context, r *request) (kmsg.Respo
 		r.logError(resp.ErrorCode, nil, "endpoint_type", req.EndpointType)
 		return resp, nil
 	}
-	live := a.brokersFor(r.conn.l.cfg.Name)
+	live, _ := a.brokersFor(r.conn.l.cfg.Name)
 	resp.ClusterID = a.cfg.ClusterID
 	resp.ControllerID = live[0].NodeID
 	for _, ag := range live {

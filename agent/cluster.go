@@ -38,12 +38,14 @@ type membership struct {
 	// refreshes costs one store query. Taken before mu, never inside it.
 	refreshMu sync.Mutex
 
-	// mu guards self, live, refreshed, registered, validUntil, term,
-	// leaving and running.
-	mu         sync.Mutex
-	self       metastore.Agent
-	live       []metastore.Agent // sorted by node id; always holds self once registered
-	refreshed  time.Time         // when live was last read from the store
+	// mu guards self, others, refreshed, registered, validUntil, term,
+	// lapsed, leaving, running and view.
+	mu   sync.Mutex
+	self metastore.Agent
+	// others are the other agents the store last listed as live, sorted
+	// by node id, each with how long this agent can vouch for its lease.
+	others     []vouched
+	refreshed  time.Time // when others was last read from the store
 	registered bool
 	// validUntil is how long the agent can vouch for its lease: the
 	// start of its last successful registration or renewal plus the
@@ -65,12 +67,26 @@ type membership struct {
 	// and no longer names itself as a leader, coordinator or broker.
 	leaving bool
 	running bool // the lease loop was started
+	// view caches vouchedLocked's answer until viewUntil, the first
+	// moment a lease in it can no longer be vouched for; nil when a
+	// change made it stale.
+	view      []metastore.Agent
+	viewUntil time.Time
 
 	// ctx bounds the lease loop's store calls; stop cancels it.
 	ctx    context.Context
 	cancel context.CancelFunc
 	stopc  chan struct{}
 	done   chan struct{}
+}
+
+// vouched is another agent as the store listed it, and until when its
+// lease certainly runs: the store's answer of how long it had left, added
+// to the moment the question was sent (the store read its clock after
+// that), on this agent's monotonic clock.
+type vouched struct {
+	metastore.Agent
+	until time.Time
 }
 
 func newMembership(a *Agent) *membership {
@@ -127,6 +143,7 @@ func (m *membership) registerAgain(ctx context.Context) error {
 	m.term++
 	m.lapsed = false
 	m.validUntil = start.Add(m.a.cfg.LeaseTTL)
+	m.view = nil
 	return nil
 }
 
@@ -194,6 +211,7 @@ func (m *membership) renew() {
 		m.mu.Lock()
 		// Still the same lease: the term stays.
 		m.validUntil = start.Add(m.a.cfg.LeaseTTL)
+		m.view = nil
 		m.mu.Unlock()
 		return
 	}
@@ -231,6 +249,7 @@ func (m *membership) lapse() bool {
 	}
 	m.lapsed = true
 	m.validUntil = time.Time{}
+	m.view = nil
 	return true
 }
 
@@ -277,8 +296,11 @@ func (m *membership) refreshLocked(ctx context.Context) {
 		// list must not grow it back (see liveAgents).
 		return
 	}
+	start := time.Now()
 	live, err := m.a.store.LiveAgents(ctx)
 	if err != nil {
+		// The agents listed before stay named only until their leases,
+		// as last read, run out (see vouchedLocked).
 		m.a.logger.Warn("list live agents", "err", err)
 		return
 	}
@@ -288,20 +310,60 @@ func (m *membership) refreshLocked(ctx context.Context) {
 		return
 	}
 	m.refreshed = time.Now()
-	// While the agent cannot vouch for its lease it names other agents
-	// as leaders and coordinators, as they do.
-	held := m.registered && time.Now().Before(m.validUntil)
-	if held && !slices.ContainsFunc(live, func(x metastore.Agent) bool { return x.ID == m.self.ID }) {
-		live = append(live, m.self)
+	before := m.others
+	m.others = make([]vouched, 0, len(live))
+	for _, x := range live {
+		if x.ID != m.self.ID {
+			m.others = append(m.others, vouched{Agent: x, until: start.Add(x.LeaseLeft)})
+		}
 	}
-	slices.SortFunc(live, func(x, y metastore.Agent) int { return int(x.NodeID) - int(y.NodeID) })
-	if !slices.EqualFunc(live, m.live, sameAgent) {
-		m.a.logger.Info("live agents", "agents", agentList(live))
+	m.view = nil
+	if !slices.EqualFunc(before, m.others, func(x, y vouched) bool { return sameAgent(x.Agent, y.Agent) }) {
+		m.a.logger.Info("live agents", "agents", agentList(m.vouchedLocked(time.Now())))
 	}
-	m.live = live
 }
 
-// sameAgent compares two registrations, listeners included.
+// vouchedLocked returns the agents whose lease this agent can vouch for
+// at now, sorted by node id: itself while its own lease holds (see
+// validUntil) unless it is leaving, and each other agent until its lease,
+// as the store last listed it, runs out. An agent that cannot reach the
+// store (or that was stopped past the leases it knew of) thus stops
+// naming agents that may be gone, at the latest when their leases end,
+// however stale its list. m.mu must be held; the slice is shared.
+func (m *membership) vouchedLocked(now time.Time) []metastore.Agent {
+	if m.view != nil && now.Before(m.viewUntil) {
+		return m.view
+	}
+	view := make([]metastore.Agent, 0, len(m.others)+1)
+	until := now.Add(time.Hour)
+	if m.registered && !m.leaving && now.Before(m.validUntil) {
+		self := m.self
+		self.LeaseLeft = 0
+		view = append(view, self)
+		until = m.validUntil
+	}
+	for _, x := range m.others {
+		if now.Before(x.until) {
+			a := x.Agent
+			a.LeaseLeft = 0
+			view = append(view, a)
+			until = minTime(until, x.until)
+		}
+	}
+	slices.SortFunc(view, func(x, y metastore.Agent) int { return int(x.NodeID) - int(y.NodeID) })
+	m.view, m.viewUntil = view, until
+	return view
+}
+
+func minTime(a, b time.Time) time.Time {
+	if b.Before(a) {
+		return b
+	}
+	return a
+}
+
+// sameAgent compares two registrations, listeners included (not the
+// lease time left).
 func sameAgent(x, y metastore.Agent) bool {
 	return x.ID == y.ID && x.NodeID == y.NodeID && x.Host == y.Host && x.Port == y.Port && x.Zone == y.Zone &&
 		slices.Equal(x.Listeners, y.Listeners)
@@ -331,12 +393,12 @@ func (m *membership) stop() {
 func (m *membership) leave(ctx context.Context) (others bool, err error) {
 	m.stop()
 	m.mu.Lock()
-	m.leaving = true
-	for _, x := range m.live {
-		if x.ID != m.self.ID {
-			others = true
-		}
+	now := time.Now()
+	for _, x := range m.others {
+		others = others || now.Before(x.until)
 	}
+	m.leaving = true
+	m.view = nil
 	m.mu.Unlock()
 	return others, m.deregister(ctx)
 }
@@ -354,6 +416,7 @@ func (m *membership) deregister(ctx context.Context) error {
 	m.mu.Lock()
 	registered := m.registered
 	m.registered = false
+	m.view = nil
 	m.mu.Unlock()
 	if !registered {
 		return nil
@@ -370,42 +433,35 @@ func (m *membership) nodeID() int32 {
 	return m.self.NodeID
 }
 
-// liveAgents returns the cached live agents, sorted by node id. The slice
-// is shared: callers must not modify it. A leaving agent leaves itself
-// out (unless it is the last one: an empty broker list helps no client).
+// liveAgents returns the agents to list as brokers: those this agent
+// can vouch for (vouchedLocked), sorted by node id. When it can vouch for
+// none (it cannot reach the metastore, or it is leaving and the others'
+// leases ran out) it lists itself alone: an empty broker list helps no
+// client, and Metadata then names no leader (see brokersFor). The slice is
+// shared: callers must not modify it.
 func (m *membership) liveAgents() []metastore.Agent {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	if len(m.live) == 0 {
-		return []metastore.Agent{m.self}
+	if v := m.vouchedLocked(time.Now()); len(v) > 0 {
+		return v
 	}
-	if m.leaving {
-		var others []metastore.Agent
-		for _, x := range m.live {
-			if x.ID != m.self.ID {
-				others = append(others, x)
-			}
-		}
-		if len(others) > 0 {
-			m.live = others // leaving is final: compute once
-		}
-	}
-	return m.live
+	return []metastore.Agent{m.self}
 }
 
-// liveCount is the number of live agents in the cached view, for the
-// silt_agents_live gauge: 0 before registration, and without this agent
-// once it is leaving.
+// vouchedAgents returns the agents this agent can vouch for now, perhaps
+// none. The slice is shared: callers must not modify it.
+func (m *membership) vouchedAgents() []metastore.Agent {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.vouchedLocked(time.Now())
+}
+
+// liveCount is the number of live agents this agent can vouch for, for
+// the silt_agents_live gauge.
 func (m *membership) liveCount() float64 {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	n := 0
-	for _, x := range m.live {
-		if !m.leaving || x.ID != m.self.ID {
-			n++
-		}
-	}
-	return float64(n)
+	return float64(len(m.vouchedLocked(time.Now())))
 }
 
 // agentList formats agents for a log line.
@@ -427,31 +483,36 @@ func (a *Agent) self() metastore.Agent {
 	return a.members.self
 }
 
-// liveAgents is the cached list of live agents (always holding this one),
+// liveAgents is the agents to list as brokers (membership.liveAgents),
 // sorted by node id. Callers must not modify it.
 func (a *Agent) liveAgents() []metastore.Agent { return a.members.liveAgents() }
 
 // leaderAmong names the agent that Metadata reports as a partition's
-// leader, among agents (the live ones reachable on the client's
-// listener). Every agent can serve every partition; the leader only
-// steers one client's traffic for a partition to one agent, so it is
-// picked by rendezvous hashing over the agents: deterministic on every
-// agent, and only the partitions of an agent that joins or leaves move.
-// With a client zone that some agent has, only agents of that zone are
-// candidates (no cross-zone traffic).
-func leaderAmong(agents []metastore.Agent, topic metastore.TopicID, partition int32, clientZone string) metastore.Agent {
+// leader, among agents (the live ones this agent can vouch for, as
+// reachable on the client's listener: see brokersFor). Every agent can
+// serve every partition; the leader only steers one client's traffic for
+// a partition to one agent, so it is picked by rendezvous hashing over
+// the agents: deterministic on every agent, and only the partitions of an
+// agent that joins or leaves move. With a client zone that some agent
+// has, only agents of that zone are candidates (no cross-zone traffic).
+// ok is false when there are no agents: no leader may be named.
+func leaderAmong(agents []metastore.Agent, topic metastore.TopicID, partition int32, clientZone string) (leader metastore.Agent, ok bool) {
 	var key [20]byte
 	copy(key[:], topic[:])
 	binary.BigEndian.PutUint32(key[16:], uint32(partition))
 	return pick(agents, key[:], clientZone)
 }
 
-// brokersFor is the live agents as a client of the named listener sees
-// them: each with its address on that listener (Kafka answers each
-// client the addresses of the listener it connected to). Agents without
-// the listener are left out; this agent is always in.
-func (a *Agent) brokersFor(listener string) []metastore.Agent {
-	live := a.liveAgents()
+// brokersFor is the live agents this agent can vouch for as a client of
+// the named listener sees them: each with its address on that listener
+// (Kafka answers each client the addresses of the listener it connected
+// to); agents without the listener are left out. vouched is false when
+// none is left (this agent is leaving, cannot reach the metastore, or
+// the registry lost the listener): then the list holds this agent alone,
+// since an empty broker list helps no client, and no agent may be named
+// as a leader.
+func (a *Agent) brokersFor(listener string) (brokers []metastore.Agent, vouched bool) {
+	live := a.members.vouchedAgents()
 	out := make([]metastore.Agent, 0, len(live))
 	for _, x := range live {
 		if ep, ok := x.Endpoint(listener); ok {
@@ -459,21 +520,23 @@ func (a *Agent) brokersFor(listener string) []metastore.Agent {
 			out = append(out, x)
 		}
 	}
-	if len(out) == 0 { // leaving, or a listener the registry lost: answer ourselves
-		self := a.self()
-		if ep, ok := self.Endpoint(listener); ok {
-			self.Host, self.Port = ep.Host, ep.Port
-		}
-		out = append(out, self)
+	if len(out) > 0 {
+		return out, true
 	}
-	return out
+	self := a.self()
+	if ep, ok := self.Endpoint(listener); ok {
+		self.Host, self.Port = ep.Host, ep.Port
+	}
+	return []metastore.Agent{self}, false
 }
 
 // coordinatorFor names the agent that coordinates a consumer group (or
-// any other keyed coordinator), by the same hashing as leaderAmong. Group
-// state is persisted, so another agent takes over when one leaves.
-func (a *Agent) coordinatorFor(key string) metastore.Agent {
-	return pick(a.liveAgents(), []byte("c\x00"+key), "")
+// any other keyed coordinator), by the same hashing as leaderAmong, over
+// the agents whose lease this agent can vouch for (ok is false when there
+// are none). Group state is persisted, so another agent takes over when
+// one leaves.
+func (a *Agent) coordinatorFor(key string) (coordinator metastore.Agent, ok bool) {
+	return pick(a.members.vouchedAgents(), []byte("c\x00"+key), "")
 }
 
 // groupOwnership is the agent as its group coordinator asks it
@@ -486,11 +549,16 @@ type groupOwnership struct{ a *Agent }
 // live agents says.
 func (o groupOwnership) Owns(group string) (term uint64, ok bool) {
 	term, held := o.a.members.lease()
-	return term, held && o.a.coordinatorFor(group).NodeID == o.a.self().NodeID
+	c, named := o.a.coordinatorFor(group)
+	return term, held && named && c.NodeID == o.a.self().NodeID
 }
 
-// pick is rendezvous (highest random weight) hashing of key over agents.
-func pick(agents []metastore.Agent, key []byte, zone string) metastore.Agent {
+// pick is rendezvous (highest random weight) hashing of key over agents;
+// ok is false when there are none.
+func pick(agents []metastore.Agent, key []byte, zone string) (best metastore.Agent, ok bool) {
+	if len(agents) == 0 {
+		return metastore.Agent{}, false
+	}
 	candidates := agents
 	if zone != "" && slices.ContainsFunc(agents, func(x metastore.Agent) bool { return x.Zone == zone }) {
 		candidates = nil
@@ -500,10 +568,7 @@ func pick(agents []metastore.Agent, key []byte, zone string) metastore.Agent {
 			}
 		}
 	}
-	var (
-		best   metastore.Agent
-		bestHi uint64
-	)
+	var bestHi uint64
 	for i, x := range candidates {
 		h := fnv.New64a()
 		_, _ = h.Write(key)
@@ -514,7 +579,7 @@ func pick(agents []metastore.Agent, key []byte, zone string) metastore.Agent {
 			best, bestHi = x, score
 		}
 	}
-	return best
+	return best, true
 }
 
 // mix64 is a finalizer that spreads FNV's weak high bits (splitmix64).

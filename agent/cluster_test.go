@@ -36,7 +36,22 @@ func TestClientZone(t *testing.T) {
 	}
 }
 
+// named returns a function that takes a picked agent and fails the test
+// when none was picked.
+func named(t testing.TB) func(metastore.Agent, bool) metastore.Agent {
+	return func(a metastore.Agent, ok bool) metastore.Agent {
+		t.Helper()
+		if !ok {
+			t.Fatal("no agent named")
+		}
+		return a
+	}
+}
+
 func TestPickIsDeterministicAndZoned(t *testing.T) {
+	if _, ok := pick(nil, []byte("k"), ""); ok {
+		t.Fatal("pick over no agents named one")
+	}
 	agents := []metastore.Agent{
 		{ID: "a", NodeID: 1, Zone: "z1"},
 		{ID: "b", NodeID: 2, Zone: "z1"},
@@ -45,20 +60,20 @@ func TestPickIsDeterministicAndZoned(t *testing.T) {
 	counts := map[int32]int{}
 	for p := range int32(300) {
 		key := []byte(fmt.Sprint("topic", p))
-		x := pick(agents, key, "")
-		if y := pick([]metastore.Agent{agents[2], agents[0], agents[1]}, key, ""); y.NodeID != x.NodeID {
+		x := named(t)(pick(agents, key, ""))
+		if y := named(t)(pick([]metastore.Agent{agents[2], agents[0], agents[1]}, key, "")); y.NodeID != x.NodeID {
 			t.Fatalf("order changed the pick: %d vs %d", x.NodeID, y.NodeID)
 		}
 		counts[x.NodeID]++
-		if z := pick(agents, key, "z1"); z.Zone != "z1" {
+		if z := named(t)(pick(agents, key, "z1")); z.Zone != "z1" {
 			t.Fatalf("zone z1 picked %+v", z)
 		}
-		if z := pick(agents, key, "nowhere"); z.NodeID != x.NodeID {
+		if z := named(t)(pick(agents, key, "nowhere")); z.NodeID != x.NodeID {
 			t.Fatalf("unknown zone should fall back to all agents")
 		}
 		// Removing an agent moves only that agent's keys.
 		if x.NodeID != 3 {
-			if y := pick(agents[:2], key, ""); y.NodeID != x.NodeID {
+			if y := named(t)(pick(agents[:2], key, "")); y.NodeID != x.NodeID {
 				t.Fatalf("key moved from %d to %d when agent 3 left", x.NodeID, y.NodeID)
 			}
 		}
@@ -159,7 +174,7 @@ func TestTwoAgentsShareLeadersAndZones(t *testing.T) {
 			t.Fatalf("zone z2 client got leader %d, want %d", p.Leader, b.NodeID())
 		}
 	}
-	if a.coordinatorFor("g1").NodeID != b.coordinatorFor("g1").NodeID {
+	if named(t)(a.coordinatorFor("g1")).NodeID != named(t)(b.coordinatorFor("g1")).NodeID {
 		t.Fatal("agents disagree on a group coordinator")
 	}
 

@@ -2,6 +2,7 @@ package agent
 
 import (
 	"context"
+	"errors"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
@@ -102,4 +103,100 @@ func TestGroupCoordinationNeedsLease(t *testing.T) {
 	if got := c.roundTrip(fetch).(*kmsg.OffsetFetchResponse).Topics[0].Partitions[0].Offset; got != 3 {
 		t.Fatalf("committed offset %d, want 3", got)
 	}
+}
+
+// blindStore is a real store whose list of live agents can be made to
+// fail, as for an agent that cannot reach the metastore (a cut link).
+type blindStore struct {
+	metastore.Backend
+	blind atomic.Bool
+}
+
+func (s *blindStore) LiveAgents(ctx context.Context) ([]metastore.Agent, error) {
+	if s.blind.Load() {
+		return nil, errors.New("metastore unreachable")
+	}
+	return s.Backend.LiveAgents(ctx)
+}
+
+// TestNoAgentNamedPastItsLease: an agent names another as broker, leader
+// or coordinator only while it can vouch for that agent's lease, however
+// stale its list. Agent a can no longer read the live agents; agent b's
+// renewals stop (b is as good as dead). Once b's lease has expired in the
+// metastore, a must not send clients to b, although its cached list still
+// has it. And once a's own renewals stop too, a names no agent at all:
+// leaders -1 with LEADER_NOT_AVAILABLE, COORDINATOR_NOT_AVAILABLE, both
+// retriable. (Before, a kept naming b until a list read succeeded, and
+// named itself while it could no longer vouch for its own lease.)
+func TestNoAgentNamedPastItsLease(t *testing.T) {
+	dir := t.TempDir()
+	inner, err := sqlite.Open(t.Context(), filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inner.Close() })
+	aStore := &blindStore{Backend: &stallingStore{Backend: inner}}
+	bStore := &stallingStore{Backend: inner}
+	short := func(c *Config) { c.LeaseTTL = time.Second }
+	a := startAgentOn(t, aStore, filepath.Join(dir, "a"), short)
+	b := startAgentOn(t, bStore, filepath.Join(dir, "b"), short)
+	waitCluster(t, 2, a, b)
+	if _, err := a.createTopic(t.Context(), metastore.TopicSpec{Name: "t", Partitions: 8}); err != nil {
+		t.Fatal(err)
+	}
+
+	c := dialRaw(t, a.Addr())
+	ask := func() (brokers []int32, leaders map[int32]int16, coordinator int32, coordErr int16) {
+		md := kmsg.NewPtrMetadataRequest()
+		md.SetVersion(12)
+		rt := kmsg.NewMetadataRequestTopic()
+		rt.Topic = kmsg.StringPtr("t")
+		md.Topics = append(md.Topics, rt)
+		resp := c.roundTrip(md).(*kmsg.MetadataResponse)
+		for _, br := range resp.Brokers {
+			brokers = append(brokers, br.NodeID)
+		}
+		leaders = map[int32]int16{}
+		for _, p := range resp.Topics[0].Partitions {
+			if p.ErrorCode != 0 {
+				leaders[-1] = p.ErrorCode
+				continue
+			}
+			leaders[p.Leader] = 0
+		}
+		fc := kmsg.NewPtrFindCoordinatorRequest()
+		fc.SetVersion(3)
+		fc.CoordinatorKey = "g"
+		fr := c.roundTrip(fc).(*kmsg.FindCoordinatorResponse)
+		return brokers, leaders, fr.NodeID, fr.ErrorCode
+	}
+	if brokers, leaders, _, _ := ask(); len(brokers) != 2 || len(leaders) != 2 {
+		t.Fatalf("healthy: brokers %v, leaders %v", brokers, leaders)
+	}
+
+	aStore.blind.Store(true)
+	bStore.stalled.Store(true)
+	waitFor(t, "b's lease to expire in the metastore", func() bool {
+		live, err := inner.LiveAgents(t.Context())
+		return err == nil && len(live) == 1 && live[0].NodeID == a.NodeID()
+	})
+	brokers, leaders, coord, code := ask()
+	if len(brokers) != 1 || brokers[0] != a.NodeID() || len(leaders) != 1 || leaders[a.NodeID()] != 0 || code != 0 || coord != a.NodeID() {
+		t.Fatalf("b's lease expired, a cannot list the live agents: a answers brokers %v, leaders %v, coordinator %d (%s); want only a", brokers, leaders, coord, codeName(code))
+	}
+
+	aStore.Backend.(*stallingStore).stalled.Store(true)
+	waitLease(t, a, false, func(uint64) bool { return true })
+	brokers, leaders, _, code = ask()
+	if len(brokers) != 1 || brokers[0] != a.NodeID() || len(leaders) != 1 || leaders[-1] != kerr.LeaderNotAvailable.Code || code != kerr.CoordinatorNotAvailable.Code {
+		t.Fatalf("a cannot vouch for any lease: brokers %v, leaders %v, coordinator error %s; want only a listed, no leader, COORDINATOR_NOT_AVAILABLE", brokers, leaders, codeName(code))
+	}
+
+	aStore.blind.Store(false)
+	aStore.Backend.(*stallingStore).stalled.Store(false)
+	waitLease(t, a, true, func(uint64) bool { return true })
+	waitFor(t, "a naming itself again", func() bool {
+		_, leaders, coord, code := ask()
+		return len(leaders) == 1 && leaders[a.NodeID()] == 0 && code == 0 && coord == a.NodeID()
+	})
 }
