@@ -180,11 +180,11 @@ func (m *membership) start() {
 	go m.run()
 }
 
-// run renews the lease every LeaseTTL/3 and refreshes the live list every
-// liveRefresh, until stop.
+// run renews the lease every LeaseTTL/3 (sooner after a failed renewal,
+// see renew) and refreshes the live list every liveRefresh, until stop.
 func (m *membership) run() {
 	defer close(m.done)
-	renew := time.NewTicker(m.a.cfg.LeaseTTL / 3)
+	renew := time.NewTimer(m.a.cfg.LeaseTTL / 3)
 	defer renew.Stop()
 	live := time.NewTicker(min(liveRefresh, m.a.cfg.LeaseTTL/3))
 	defer live.Stop()
@@ -193,7 +193,7 @@ func (m *membership) run() {
 		case <-m.stopc:
 			return
 		case <-renew.C:
-			m.renew()
+			renew.Reset(m.renew())
 		case <-live.C:
 			ctx, cancel := context.WithTimeout(m.ctx, m.a.cfg.LeaseTTL/3)
 			m.refresh(ctx)
@@ -202,8 +202,21 @@ func (m *membership) run() {
 	}
 }
 
-func (m *membership) renew() {
-	ctx, cancel := context.WithTimeout(m.ctx, m.a.cfg.LeaseTTL/3)
+// renewRetry is how soon a failed renewal is tried again, as a fraction
+// of the lease: a lease renewed every third of its life survives two
+// failed renewals in a row and no more, so an outage of the metastore
+// shorter than the lease (a Postgres restart, a failover) would still end
+// every agent's lease at once, and every group coordinator with it, if
+// the agents waited a whole renewal interval after each failure.
+const renewRetry = 18
+
+// renew renews the lease, or registers anew once it has lapsed, and
+// returns when to try next: a renewal interval after a renewal (or while
+// a lapsed agent waits before registering anew), LeaseTTL/renewRetry after
+// a failure.
+func (m *membership) renew() time.Duration {
+	interval := m.a.cfg.LeaseTTL / 3
+	ctx, cancel := context.WithTimeout(m.ctx, interval)
 	defer cancel()
 	start := time.Now()
 	err := m.a.store.RenewAgent(ctx, m.a.cfg.AgentID, m.a.cfg.LeaseTTL)
@@ -213,7 +226,7 @@ func (m *membership) renew() {
 		m.validUntil = start.Add(m.a.cfg.LeaseTTL)
 		m.view = nil
 		m.mu.Unlock()
-		return
+		return interval
 	}
 	if errors.Is(err, metastore.ErrLeaseExpired) {
 		if m.lapse() {
@@ -224,19 +237,18 @@ func (m *membership) renew() {
 			// anew is marked as read without a lease, and a group
 			// coordinator does not act on it; one renewal interval is
 			// ample to read what was queued.
-			m.a.logger.Warn("agent lease expired; registering again after one renewal interval", "interval", m.a.cfg.LeaseTTL/3)
-			return
+			m.a.logger.Warn("agent lease expired; registering again after one renewal interval", "interval", interval)
+			return interval
 		}
 		m.a.logger.Warn("agent lease expired; registering again")
 		if err = m.registerAgain(ctx); err == nil {
 			m.refresh(ctx)
+			return interval
 		}
 	}
-	if err != nil {
-		// The next tick retries; until the lease lapses nothing changes
-		// for clients.
-		m.a.logger.Error("renew agent lease", "err", err)
-	}
+	// Until the lease lapses nothing changes for clients; try again soon.
+	m.a.logger.Error("renew agent lease", "err", err)
+	return m.a.cfg.LeaseTTL / renewRetry
 }
 
 // lapse records that the lease is gone; it reports whether this is news

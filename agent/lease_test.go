@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"path/filepath"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -199,4 +200,91 @@ func TestNoAgentNamedPastItsLease(t *testing.T) {
 		_, leaders, coord, code := ask()
 		return len(leaders) == 1 && leaders[a.NodeID()] == 0 && code == 0 && coord == a.NodeID()
 	})
+}
+
+// outageStore is a real store whose lease renewals fail at once while
+// down is set, as against a Postgres that is restarting; it records when
+// each renewal was asked and how it went.
+type outageStore struct {
+	metastore.Backend
+	down atomic.Bool
+
+	mu    sync.Mutex // mu guards calls
+	calls []renewal
+}
+
+type renewal struct {
+	at  time.Time
+	err error
+}
+
+func (s *outageStore) RenewAgent(ctx context.Context, agentID string, ttl time.Duration) error {
+	err := errors.New("connection refused")
+	if !s.down.Load() {
+		err = s.Backend.RenewAgent(ctx, agentID, ttl)
+	}
+	s.mu.Lock()
+	s.calls = append(s.calls, renewal{time.Now(), err})
+	s.mu.Unlock()
+	return err
+}
+
+func (s *outageStore) renewals() []renewal {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return append([]renewal(nil), s.calls...)
+}
+
+// TestLeaseSurvivesShortMetastoreOutage: renewals that fail are tried
+// again soon, not a whole renewal interval later, so a metastore outage
+// shorter than the lease (here 2.5 renewal intervals from the last
+// renewal) does not end it. Before, two failed renewals in a row left the
+// next try at the lease's very end: after a Postgres restart of a few
+// seconds every agent's lease lapsed at once, every agent named no broker
+// for a renewal interval and every group stalled.
+func TestLeaseSurvivesShortMetastoreOutage(t *testing.T) {
+	dir := t.TempDir()
+	inner, err := sqlite.Open(t.Context(), filepath.Join(dir, "meta.db"), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { inner.Close() })
+	store := &outageStore{Backend: inner}
+	const ttl = 3 * time.Second
+	a := startAgentOn(t, store, dir, func(c *Config) { c.LeaseTTL = ttl })
+	term := waitLease(t, a, true, func(uint64) bool { return true })
+
+	// The outage starts right after a successful renewal.
+	n := len(store.renewals())
+	waitFor(t, "a renewal", func() bool { return len(store.renewals()) > n })
+	last := store.renewals()[len(store.renewals())-1]
+	if last.err != nil {
+		t.Fatalf("renewal before the outage: %v", last.err)
+	}
+	store.down.Store(true)
+	hold := time.NewTimer(time.Until(last.at.Add(ttl * 5 / 6))) // the outage itself
+	<-hold.C
+	store.down.Store(false)
+	waitFor(t, "a renewal after the outage", func() bool {
+		rs := store.renewals()
+		return rs[len(rs)-1].err == nil && rs[len(rs)-1].at.After(last.at)
+	})
+
+	var failed []time.Time
+	for _, r := range store.renewals() {
+		if r.at.After(last.at) && r.err != nil {
+			failed = append(failed, r.at)
+		}
+	}
+	if len(failed) < 2 {
+		t.Fatalf("%d renewals failed during an outage of 2.5 renewal intervals", len(failed))
+	}
+	for i := 1; i < len(failed); i++ {
+		if gap := failed[i].Sub(failed[i-1]); gap > ttl/6 {
+			t.Errorf("a failed renewal was tried again after %v; want well within a renewal interval (%v)", gap, ttl/3)
+		}
+	}
+	if now, held := a.members.lease(); now != term || !held {
+		t.Fatalf("after an outage shorter than the lease: term %d (was %d), held %v; the lease must have survived", now, term, held)
+	}
 }
