@@ -6,7 +6,7 @@ GO    ?= go
 SILT_CACHE ?= $(HOME)/.cache/silt
 export SILT_CACHE
 
-.PHONY: run build test test-deps fuzz bench bench-full bench-micro soak lint clean
+.PHONY: run build test test-deps fuzz faults bench bench-full bench-micro soak lint clean
 
 ## run: start a single-node silt with embedded defaults on 127.0.0.1:9092
 run: build
@@ -38,6 +38,22 @@ fuzz:
 	    $(GO) test -run='^$$' -fuzz="^$$f$$" -fuzztime=$(FUZZTIME) -fuzzminimizetime=5s $$spec || exit 1; \
 	  done; \
 	done
+
+## faults: the fault suite (tests/faults): three agents on Postgres and MinIO
+## under a checked workload while faults hit agents, Postgres, MinIO and the
+## links between them, for DURATION (default 30m); FAULTS=a,b selects faults
+## and CYCLES=n applies each n times (make faults FAULTS=coordinator-pause
+## CYCLES=20); SEED=n repeats a run's choices; RACE=1 builds with -race.
+## Writes the summary to tests/faults/results/latest.md (`make test` runs
+## a short pass: every fault once).
+FAULTS   ?=
+CYCLES   ?= 0
+SEED     ?= 0
+DURATION ?= $(if $(filter-out 0,$(CYCLES)),0,30m)
+faults: test-deps
+	$(GO) test $(if $(RACE),-race) -run='^TestFaults$$' -v -count=1 -timeout=12h ./tests/faults -args \
+	  -faults.duration=$(DURATION) -faults.cycles=$(CYCLES) -faults.seed=$(SEED) \
+	  $(if $(FAULTS),-faults.only=$(FAULTS)) -faults.report=$(CURDIR)/tests/faults/results/latest.md
 
 ## bench: the benchmark report (~3 min): raw MinIO and filesystem limits, kfake,
 ## silt dev and silt agent under one load; writes tests/bench/results/latest.md
