@@ -50,6 +50,9 @@ const (
 	// read_committed log more than once, or not at all although the
 	// pipeline's group committed past the input.
 	NotExactlyOnce Kind = "not-exactly-once"
+	// NamedDead: an agent sent clients (as broker, partition leader or
+	// group coordinator) to an agent whose lease had expired.
+	NamedDead Kind = "named-dead-agent"
 	// Crash: a process exited without the suite stopping it.
 	Crash Kind = "crash"
 	// Unrecovered: after a fault was healed the cluster did not serve
@@ -62,7 +65,7 @@ const (
 
 // Kinds lists every kind, in report order.
 var Kinds = []Kind{Lost, Duplicated, InconsistentOffset, NonMonotonic, WatermarkMismatch, DivergentRead,
-	CommitRegression, PollSkip, ClientError, AbortedRead, CommittedMissing, NotExactlyOnce, Crash, Unrecovered, ReadError}
+	CommitRegression, PollSkip, ClientError, AbortedRead, CommittedMissing, NotExactlyOnce, NamedDead, Crash, Unrecovered, ReadError}
 
 // Anomaly is one finding.
 type Anomaly struct {
@@ -139,6 +142,9 @@ func Check(h *History, o *Observed) *Result {
 
 	for _, c := range h.Crashes {
 		r.add(Crash, "%s", c)
+	}
+	for _, d := range h.DeadNamed {
+		r.add(NamedDead, "%s", d)
 	}
 	for _, f := range h.Faults {
 		if !f.Recovered {

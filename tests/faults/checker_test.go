@@ -154,6 +154,7 @@ func TestChecker(t *testing.T) {
 			// transaction aborted and was never redone.
 			o.TxnCommitted[0] = 3
 		}},
+		{NamedDead, func(h *History, o *Observed) { h.DeadNamed = append(h.DeadNamed, "agent a named node 2 as leader") }},
 		{Crash, func(h *History, o *Observed) { h.Crashes = append(h.Crashes, "agent a exited unasked") }},
 		{Unrecovered, func(h *History, o *Observed) { h.Faults[0].Recovered = false }},
 		{ReadError, func(h *History, o *Observed) {

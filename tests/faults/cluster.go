@@ -217,6 +217,13 @@ func (a *Agent) signal(sig syscall.Signal) error {
 	return nil
 }
 
+// Paused reports whether the agent is stopped by SIGSTOP.
+func (a *Agent) Paused() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.proc != nil && a.paused
+}
+
 // Running reports whether the agent's process runs (paused or not).
 func (a *Agent) Running() bool {
 	a.mu.Lock()

@@ -24,6 +24,7 @@ var (
 	report   = flag.String("faults.report", "", "write the run's summary (markdown) to this file")
 	txn      = flag.String("faults.txn", "auto", "the transactional pipeline: auto (when the agents support transactions) or off")
 	keepLogs = flag.Bool("faults.keep-logs", false, "keep the agents' and clients' logs even when the run passes")
+	bin      = flag.String("faults.bin", "", "run this silt binary instead of building one (another version)")
 )
 
 func nemesisNames() string {
@@ -40,7 +41,7 @@ func TestMain(m *testing.M) { os.Exit(harness.RunCheckingLeaks(m)) }
 // anomaly, listing each.
 func TestFaults(t *testing.T) {
 	cfg := DefaultConfig()
-	cfg.Duration, cfg.Cycles, cfg.Seed, cfg.Transactions, cfg.Race = *duration, *cycles, *seed, *txn, raceEnabled
+	cfg.Duration, cfg.Cycles, cfg.Seed, cfg.Transactions, cfg.Race, cfg.Bin = *duration, *cycles, *seed, *txn, raceEnabled, *bin
 	if *only != "" {
 		cfg.Faults = strings.Split(*only, ",")
 	}

@@ -45,6 +45,9 @@ type History struct {
 	Faults        []Fault
 	// Crashes are processes that exited without the suite stopping them.
 	Crashes []string
+	// DeadNamed are answers of agents that named an agent whose lease
+	// had expired (see probe).
+	DeadNamed []string
 }
 
 // Ack is one acknowledged record.
@@ -150,7 +153,13 @@ type Fault struct {
 	Healed    time.Time
 	Recovered bool
 	Recovery  time.Duration
-	Note      string
+	// ProduceStall is the longest time, from the fault's start until it
+	// had recovered, that some partition went without an
+	// acknowledgement; CommitStall the longest without any accepted
+	// offset commit of the group.
+	ProduceStall time.Duration
+	CommitStall  time.Duration
+	Note         string
 }
 
 func (h *History) lock() func() {
@@ -196,6 +205,9 @@ func (h *History) AddFault(f Fault) { defer h.lock()(); h.Faults = append(h.Faul
 // AddCrash records a process that exited unasked.
 func (h *History) AddCrash(msg string) { defer h.lock()(); h.Crashes = append(h.Crashes, msg) }
 
+// AddDeadNamed records an agent naming a dead agent.
+func (h *History) AddDeadNamed(msg string) { defer h.lock()(); h.DeadNamed = append(h.DeadNamed, msg) }
+
 // AckCount is the number of acknowledgements so far.
 func (h *History) AckCount() int { defer h.lock()(); return len(h.Acks) }
 
@@ -229,6 +241,46 @@ func (h *History) LatestSample() (OffsetSample, bool) {
 		return OffsetSample{}, false
 	}
 	return h.Samples[len(h.Samples)-1], true
+}
+
+// Stalls measures, over [from, to], the longest time some partition (of
+// those that were ever acknowledged) went without an acknowledgement, and
+// the longest time without an accepted commit.
+func (h *History) Stalls(from, to time.Time) (produce, commit time.Duration) {
+	defer h.lock()()
+	last := map[int32]time.Time{}
+	for _, a := range h.Acks {
+		last[a.Partition] = from
+	}
+	gap := func(prev *time.Time, at time.Time, worst *time.Duration) {
+		if d := at.Sub(*prev); d > *worst {
+			*worst = d
+		}
+		*prev = at
+	}
+	for _, a := range h.Acks {
+		if a.At.Before(from) || a.At.After(to) {
+			continue
+		}
+		prev := last[a.Partition]
+		gap(&prev, a.At, &produce)
+		last[a.Partition] = prev
+	}
+	for p := range last {
+		prev := last[p]
+		gap(&prev, to, &produce)
+	}
+	prev := from
+	for _, c := range h.Commits {
+		if c.Err != "" || c.At.Before(from) || c.At.After(to) {
+			continue
+		}
+		if c.At.After(prev) {
+			gap(&prev, c.At, &commit)
+		}
+	}
+	gap(&prev, to, &commit)
+	return produce, commit
 }
 
 // TxnCount is the number of finished transactions.

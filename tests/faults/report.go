@@ -32,7 +32,7 @@ func (s *Summary) Markdown(command string) string {
 	}
 
 	p("\n## Faults\n\n")
-	p("| fault | applied | recovered | recovery after heal: min / median / max |\n|---|---|---|---|\n")
+	p("| fault | applied | recovered | recovery after heal: min / median / max | longest produce stall: median / max | longest commit stall: median / max |\n|---|---|---|---|---|---|\n")
 	byName := map[string][]Fault{}
 	for _, f := range s.Faults {
 		byName[f.Name] = append(byName[f.Name], f)
@@ -50,22 +50,26 @@ func (s *Summary) Markdown(command string) string {
 	}
 	for _, n := range names {
 		fs := byName[n]
-		var ds []time.Duration
+		var ds, ps, cs []time.Duration
 		ok := 0
 		for _, f := range fs {
 			if f.Recovered {
 				ok++
 				ds = append(ds, f.Recovery)
 			}
+			ps, cs = append(ps, f.ProduceStall), append(cs, f.CommitStall)
 		}
-		slices.Sort(ds)
 		rec := "-"
 		if len(ds) > 0 {
+			slices.Sort(ds)
 			rec = fmt.Sprintf("%.1f s / %.1f s / %.1f s", ds[0].Seconds(), ds[len(ds)/2].Seconds(), ds[len(ds)-1].Seconds())
 		}
-		p("| %s | %d | %d | %s |\n", n, len(fs), ok, rec)
+		slices.Sort(ps)
+		slices.Sort(cs)
+		p("| %s | %d | %d | %s | %.1f s / %.1f s | %.1f s / %.1f s |\n", n, len(fs), ok, rec,
+			ps[len(ps)/2].Seconds(), ps[len(ps)-1].Seconds(), cs[len(cs)/2].Seconds(), cs[len(cs)-1].Seconds())
 	}
-	p("\nRecovery is the time from the heal until every partition was acknowledged again, the group committed past where it was on every partition, and every agent listed every agent.\n")
+	p("\nRecovery is the time from the heal until every partition was acknowledged again, the group committed past where it was on every partition, and every agent listed every agent. A stall is the longest time, from the fault's start to its recovery, that one partition went without an acknowledgement (produce) or the group without an accepted commit.\n")
 
 	p("\n## Anomalies\n\n| kind | count |\n|---|---|\n")
 	for _, k := range Kinds {

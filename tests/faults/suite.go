@@ -51,6 +51,9 @@ type Config struct {
 	LogDir string
 	// Race builds the agents with the race detector.
 	Race bool
+	// Bin, when set, is a silt binary to run instead of building one
+	// (to run the suite against another version).
+	Bin string
 	// Transactions runs the transactional pipeline when the agents
 	// support it ("auto") or never ("off").
 	Transactions string
@@ -147,9 +150,12 @@ func Run(ctx context.Context, t testing.TB, cfg Config) (*Summary, error) {
 	sum := &Summary{Seed: cfg.Seed, Started: time.Now(), Race: cfg.Race}
 	logf("seed %d; logs in %s", cfg.Seed, cfg.LogDir)
 
-	bin, err := siltproc.Build(ctx, cfg.LogDir, cfg.Race)
-	if err != nil {
-		return nil, err
+	bin := cfg.Bin
+	if bin == "" {
+		var err error
+		if bin, err = siltproc.Build(ctx, cfg.LogDir, cfg.Race); err != nil {
+			return nil, err
+		}
 	}
 	pg := harness.StartPostgresServer(t)
 	minio := harness.StartMinioServer(t)
@@ -230,9 +236,15 @@ func Run(ctx context.Context, t testing.TB, cfg Config) (*Summary, error) {
 		return nil, err
 	}
 
+	pr := &probe{s: s, pgURL: pgURL, topic: topicName, agents: s.c.Agents}
+	prCtx, stopProbe := context.WithCancel(ctx)
+	var probing sync.WaitGroup
+	probing.Go(func() { pr.run(prCtx) })
 	faultStart := time.Now()
 	s.runFaults(ctx)
 	sum.FaultTime = time.Since(faultStart)
+	stopProbe()
+	probing.Wait()
 
 	if err := s.settle(ctx); err != nil {
 		return nil, err
@@ -346,11 +358,13 @@ func (s *Suite) apply(ctx context.Context, n Nemesis) {
 	err = s.waitFor(ctx, s.cfg.RecoveryDeadline, "recovery after "+n.Name, func() bool { return s.recovered(ctx, f.Healed, base.Offsets) })
 	f.Recovered = err == nil
 	f.Recovery = time.Since(f.Healed)
+	f.ProduceStall, f.CommitStall = s.h.Stalls(f.Start, time.Now())
 	if err != nil {
 		f.Note += "; " + s.describeUnrecovered(ctx, f.Healed, base.Offsets)
 	}
 	s.h.AddFault(f)
-	s.logf("%s: %s on %s (%s) healed; recovered %v after %v", time.Now().Format(time.TimeOnly), n.Name, f.Target, f.Note, f.Recovered, f.Recovery.Round(time.Millisecond))
+	s.logf("%s: %s on %s (%s) healed; recovered %v after %v; longest stall: produce %v, commits %v", time.Now().Format(time.TimeOnly), n.Name, f.Target, f.Note, f.Recovered,
+		f.Recovery.Round(time.Millisecond), f.ProduceStall.Round(time.Millisecond), f.CommitStall.Round(time.Millisecond))
 	s.collectCrashes()
 	hold(ctx, between(s.rng, 2*time.Second, 5*time.Second))
 }
