@@ -48,6 +48,12 @@ func startAgent(t testing.TB, modify ...func(*Config)) *testAgent {
 
 func startAgentOn(t testing.TB, store metastore.Backend, dir string, modify ...func(*Config)) *testAgent {
 	t.Helper()
+	return startAgentLogged(t, store, dir, testLogger(t), modify...)
+}
+
+// startAgentLogged is startAgentOn with the agent's logger.
+func startAgentLogged(t testing.TB, store metastore.Backend, dir string, logger *slog.Logger, modify ...func(*Config)) *testAgent {
+	t.Helper()
 	bucket, err := objstore.NewFS(filepath.Join(dir, "bucket"))
 	if err != nil {
 		t.Fatalf("fs bucket: %v", err)
@@ -58,7 +64,7 @@ func startAgentOn(t testing.TB, store metastore.Backend, dir string, modify ...f
 		f(&cfg)
 	}
 	reg := prometheus.NewRegistry()
-	a, err := New(cfg, store, bucket, testLogger(t), reg)
+	a, err := New(cfg, store, bucket, logger, reg)
 	if err != nil {
 		t.Fatalf("new agent: %v", err)
 	}
