@@ -3,12 +3,14 @@ package e2e
 import (
 	"context"
 	"fmt"
+	"net"
 	"slices"
 	"sort"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/jackc/pgx/v5"
 	"github.com/twmb/franz-go/pkg/kadm"
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kgo"
@@ -372,6 +374,16 @@ func TestClusterChaos(t *testing.T) {
 	killAt := time.Now()
 	victim.Kill()
 	t.Logf("%.1fs: SIGKILLed agent %s, the group coordinator and leader of partitions %v", time.Since(start).Seconds(), victim.Kafka(), victimParts)
+	// Once the metastore has let the dead agent's lease expire, no agent
+	// may send a client to it: not as a broker, a leader or the group's
+	// coordinator (a franz-go member sent there after it rejoined the
+	// group reported "unable to dial" to the application).
+	waitLeaseGone(t, ctx, pg, victim.Kafka())
+	for _, s := range agents {
+		if named := namesOf(t, s.Kafka(), topic, group); slices.Contains(named, victim.Kafka()) {
+			t.Errorf("after the killed agent's lease expired, agent %s still names it: %v", s.Kafka(), named)
+		}
+	}
 	waitFor(t, ctx, "every partition acknowledging again after the SIGKILL", func() bool {
 		return len(log.firstAckAfter(killAt)) == active
 	})
@@ -498,6 +510,56 @@ func TestClusterChaos(t *testing.T) {
 	checkUnique(t, recs)
 	checkKeyOrder(t, recs)
 	t.Logf("%.1fs: %d records in %d partitions verified", time.Since(start).Seconds(), total, partitions)
+}
+
+// waitLeaseGone waits until the metastore at pg holds no live lease for
+// the agent advertising addr.
+func waitLeaseGone(t testing.TB, ctx context.Context, pg, addr string) {
+	t.Helper()
+	conn, err := pgx.Connect(ctx, pg)
+	if err != nil {
+		t.Fatalf("connect to the metastore: %v", err)
+	}
+	defer conn.Close(context.Background())
+	host, port, _ := net.SplitHostPort(addr)
+	waitFor(t, ctx, "the killed agent's lease to expire", func() bool {
+		var live bool
+		err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM agents WHERE host = $1 AND port = $2 AND expires_at > now())`, host, port).Scan(&live)
+		return err == nil && !live
+	})
+}
+
+// namesOf returns every address the agent at addr sends clients to:
+// its brokers, the leaders of topic's partitions and group's coordinator.
+func namesOf(t testing.TB, addr, topic, group string) []string {
+	t.Helper()
+	c := dialRaw(t, addr)
+	md := kmsg.NewPtrMetadataRequest()
+	md.Version = 9
+	rt := kmsg.NewMetadataRequestTopic()
+	rt.Topic = kmsg.StringPtr(topic)
+	md.Topics = append(md.Topics, rt)
+	resp := c.roundTrip(md).(*kmsg.MetadataResponse)
+	byNode := map[int32]string{}
+	var out []string
+	for _, b := range resp.Brokers {
+		byNode[b.NodeID] = fmt.Sprintf("%s:%d", b.Host, b.Port)
+		out = append(out, byNode[b.NodeID])
+	}
+	for _, tp := range resp.Topics {
+		for _, p := range tp.Partitions {
+			if p.Leader >= 0 {
+				out = append(out, byNode[p.Leader])
+			}
+		}
+	}
+	fc := kmsg.NewPtrFindCoordinatorRequest()
+	fc.Version = 3
+	fc.CoordinatorKey = group
+	if fr := c.roundTrip(fc).(*kmsg.FindCoordinatorResponse); fr.ErrorCode == 0 {
+		out = append(out, fmt.Sprintf("%s:%d", fr.Host, fr.Port))
+	}
+	return out
 }
 
 // checkKeyOrder requires each producer's records of one key to be in the
