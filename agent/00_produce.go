@@ -41,7 +41,11 @@ package agent
 // order. Produce never auto-creates topics (Kafka only creates them on
 // Metadata too). A failed upload or commit answers the retriable
 // KAFKA_STORAGE_ERROR; a request arriving during shutdown
-// NOT_LEADER_OR_FOLLOWER.
+// NOT_LEADER_OR_FOLLOWER. A compressed batch whose records decompress to
+// more than socket.request.max.bytes answers MESSAGE_TOO_LARGE (Kafka's
+// broker validates them streaming and accepts them; silt holds them in
+// memory to validate them, and a crafted batch of zeros cost ~3000 times
+// its size).
 
 import (
 	"context"
@@ -151,6 +155,8 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			Now:             now,
 			KeysRequired:    cfg.Compact,
 			AllowZstd:       req.Version >= 7,
+			// A batch decompresses to at most what a request may carry.
+			MaxDecompressedBytes: a.cfg.MaxRequestBytes,
 		}
 		for j := range rt.Partitions {
 			rp := &rt.Partitions[j]

@@ -50,6 +50,12 @@ type ValidateOptions struct {
 	// AllowZstd is false for produce requests older than v7, which Kafka
 	// does not let carry zstd batches.
 	AllowZstd bool
+	// MaxDecompressedBytes bounds what one compressed batch's records may
+	// decompress to (0: DefaultMaxDecompressedBytes). The agent passes its
+	// request frame bound: records that could not be sent uncompressed in
+	// one request are refused (MESSAGE_TOO_LARGE) rather than held in
+	// memory — a deliberate difference, Kafka's broker streams them.
+	MaxDecompressedBytes int32
 }
 
 // ValidationError is a batch rejected with a Kafka error code; errors.As
@@ -152,8 +158,15 @@ func validateBatch(batch []byte, o ValidateOptions) (Item, error) {
 
 	raw := b.Records
 	if codec != kgo.CodecNone {
+		limit := int(o.MaxDecompressedBytes)
+		if limit <= 0 {
+			limit = DefaultMaxDecompressedBytes
+		}
 		var err error
-		if raw, err = decompressor().Decompress(b.Records, codec); err != nil {
+		switch raw, err = decompress(b.Records, codec, limit); {
+		case errors.Is(err, errDecompressedTooLarge):
+			return Item{}, invalid(kerr.MessageTooLarge, "record batch's records decompress to more than %d bytes", limit)
+		case err != nil:
 			return Item{}, invalid(kerr.CorruptMessage, "decompress records: %v", err)
 		}
 	}
