@@ -20,7 +20,7 @@ func (s *Summary) Markdown(command string) string {
 	p("Command: `%s`\n\n", command)
 	p("- started %s, %s in all, faults applied for %s; seed %d; agents built with -race: %v\n",
 		s.Started.Format(time.RFC3339), s.Ended.Sub(s.Started).Round(time.Second), s.FaultTime.Round(time.Second), s.Seed, s.Race)
-	p("- records sent %d, acknowledged %d, failed to the application %d\n", s.Sent, s.Acked, s.ProduceErrors)
+	p("- records sent %d, acknowledged %d, failed to the application %d, cancelled by the suite when it stopped producing %d\n", s.Sent, s.Acked, s.ProduceErrors, s.Cancelled)
 	p("- group: %d polls with records, %d partition commits, %d committed-offset samples\n", s.Polls, s.Commits, s.Samples)
 	if s.TxnSkipped != "" {
 		p("- transactional pipeline: skipped: %s\n", s.TxnSkipped)

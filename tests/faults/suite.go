@@ -119,6 +119,7 @@ type Summary struct {
 	Started, Ended time.Time
 	FaultTime      time.Duration
 	Sent           int64
+	Cancelled      int64
 	Acked          int
 	ProduceErrors  int
 	Polls          int
@@ -254,7 +255,7 @@ func Run(ctx context.Context, t testing.TB, cfg Config) (*Summary, error) {
 	sum.Lifecycle = s.ctrs.totals()
 	sum.Result = Check(s.h, obs)
 	sum.Ended = time.Now()
-	sum.Sent = s.w.Sent()
+	sum.Sent, sum.Cancelled = s.w.Sent(), s.w.Cancelled()
 	sum.Acked, sum.ProduceErrors = len(s.h.Acks), len(s.h.ProduceErrors)
 	sum.Polls, sum.Commits, sum.Samples = len(s.h.Polls), len(s.h.Commits), len(s.h.Samples)
 	sum.Faults = s.h.Faults

@@ -51,6 +51,7 @@ type Workload struct {
 	samplerCl  *kgo.Client // sampler's client
 	stopping   atomic.Bool // produce errors from here on may be the suite's own cancellation
 	sent       atomic.Int64
+	cancelled  atomic.Int64   // records the suite's cancellation failed when it stopped the producers
 	memberPoll []atomic.Int64 // polls per member, for progress checks
 }
 
@@ -155,6 +156,7 @@ func (w *Workload) produce(name string, cl *kgo.Client) {
 				return
 			}
 			if w.stopping.Load() && (errors.Is(err, context.Canceled) || errors.Is(err, kgo.ErrClientClosed)) {
+				w.cancelled.Add(1)
 				return // the suite's own cancellation: never acknowledged, nothing claimed
 			}
 			w.h.AddProduceError(ProduceError{Producer: name, Value: string(r.Value), Err: err.Error(), At: time.Now()})
@@ -283,6 +285,11 @@ func (w *Workload) Polls(i int) int64 { return w.memberPoll[i].Load() }
 
 // Sent is the number of records handed to the producers.
 func (w *Workload) Sent() int64 { return w.sent.Load() }
+
+// Cancelled is the number of records failed by the suite's own
+// cancellation when it stopped the producers (neither acknowledged nor
+// failed to the application).
+func (w *Workload) Cancelled() int64 { return w.cancelled.Load() }
 
 // StopProducing stops the producers and waits until every record they
 // were given is acknowledged or failed. It reports how many were still
