@@ -8,7 +8,10 @@
 //
 // Every record value starts with the producer's wall-clock send time
 // (8 bytes, big-endian Unix nanoseconds), so a consumer in the same
-// process measures end-to-end latency without a side channel.
+// process measures end-to-end latency without a side channel. The rest
+// of the value is incompressible and distinct per record by default
+// (PayloadRandom), so figures about storage measure storage; PayloadJSON
+// gives realistic compressibility instead (payload.go).
 package loadgen
 
 import (
@@ -54,9 +57,13 @@ type Config struct {
 	// produce latency above the flush interval.
 	MaxInflight int
 	// Compression is the producer batch codec: none, gzip, snappy, lz4 or
-	// zstd. The values are random bytes, so compression only costs CPU;
-	// none is the default so MB/s means bytes on the wire.
+	// zstd. none is the default so MB/s means bytes on the wire (and, with
+	// the random payload, bytes stored).
 	Compression string
+	// Payload is how values are filled: PayloadRandom (the default,
+	// incompressible and distinct per record) or PayloadJSON (JSON-like
+	// events with realistic compressibility). Empty means PayloadRandom.
+	Payload string
 	// Logger receives progress lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -73,6 +80,7 @@ func DefaultConfig() Config {
 		Duration:           10 * time.Second,
 		MaxBufferedRecords: 64 << 10,
 		Compression:        "none",
+		Payload:            PayloadRandom,
 	}
 }
 
@@ -109,7 +117,17 @@ func (c Config) Validate() error {
 	if _, err := codec(c.Compression); err != nil {
 		errs = append(errs, err)
 	}
+	if err := validPayload(c.payload()); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+func (c Config) payload() string {
+	if c.Payload == "" {
+		return PayloadRandom
+	}
+	return c.Payload
 }
 
 func (c Config) logger() *slog.Logger {

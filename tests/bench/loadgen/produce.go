@@ -2,7 +2,6 @@ package loadgen
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/binary"
 	"fmt"
 	"sync"
@@ -88,11 +87,6 @@ func Produce(ctx context.Context, cfg Config) (ProduceResult, error) {
 		}
 	}()
 
-	// base is random so the values do not compress; each record copies it
-	// (the client owns a record's value until it is acknowledged).
-	base := make([]byte, cfg.RecordSize)
-	_, _ = rand.Read(base)
-
 	var (
 		res      = ProduceResult{Latency: &Samples{}}
 		records  atomic.Int64
@@ -110,12 +104,15 @@ func Produce(ctx context.Context, cfg Config) (ProduceResult, error) {
 		// Each sender goroutine is owned by this call and stops at the
 		// deadline, at MaxBytes or when ctx ends.
 		wg.Go(func() {
+			fill := newValueFiller(cfg.payload())
 			send := func() bool {
 				if cfg.MaxBytes > 0 && sent.Add(int64(cfg.RecordSize)) > cfg.MaxBytes {
 					return false
 				}
+				// A fresh value per record: the client owns it until the
+				// record is acknowledged.
 				v := make([]byte, cfg.RecordSize)
-				copy(v, base)
+				fill.fill(v)
 				t0 := time.Now()
 				binary.BigEndian.PutUint64(v, uint64(t0.UnixNano()))
 				cl.Produce(ctx, &kgo.Record{Value: v}, func(r *kgo.Record, err error) {
