@@ -64,6 +64,14 @@ type Config struct {
 	// incompressible and distinct per record) or PayloadJSON (JSON-like
 	// events with realistic compressibility). Empty means PayloadRandom.
 	Payload string
+	// ClientDefaults makes each producer client take the library's
+	// defaults for everything but brokers, topic and client id
+	// (MaxBufferedRecords, MaxInflight and Compression are ignored):
+	// the single-producer figures measure what an application gets
+	// without tuning. franz-go's defaults: idempotent, acks=all, 5
+	// requests in flight per broker, linger 10 ms, snappy, 50000
+	// buffered records.
+	ClientDefaults bool
 	// Logger receives progress lines; nil discards them.
 	Logger *slog.Logger
 }

@@ -63,6 +63,12 @@ type AgentFigures struct {
 	// SegmentBytes is the batch bytes of the segments cut
 	// (silt_ingest_segment_bytes_sum).
 	SegmentBytes float64
+	// BytesIn is the record batch bytes the agent took in
+	// (silt_topic_bytes_in_total); BytesPut and BytesGet the object bytes
+	// it uploaded and read (silt_objstore_bytes_total). BytesPut / the
+	// bytes produced is what storage holds per byte produced: about 1 for
+	// incompressible values, whatever zstd achieves otherwise.
+	BytesIn, BytesPut, BytesGet float64
 	// ServerLatency is the mean of the agent's own produce latency
 	// (silt_produce_latency_seconds: append to commit) over the phase,
 	// in seconds; -1 when unknown. The client's latency minus this is
@@ -81,7 +87,8 @@ func (f AgentFigures) AvgSegmentBytes() float64 {
 }
 
 func unknownFigures() AgentFigures {
-	return AgentFigures{CPUSeconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1, ServerLatency: -1}
+	return AgentFigures{CPUSeconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1,
+		BytesIn: -1, BytesPut: -1, BytesGet: -1, ServerLatency: -1}
 }
 
 func figures(before, after snapshot, rss *RSSPeak, pid int) AgentFigures {
@@ -103,6 +110,9 @@ func figures(before, after snapshot, rss *RSSPeak, pid int) AgentFigures {
 		f.Segments = Delta(before.metrics, after.metrics, "silt_ingest_segments_total")
 		f.Commits = Delta(before.metrics, after.metrics, "silt_ingest_commit_duration_seconds_count")
 		f.SegmentBytes = Delta(before.metrics, after.metrics, "silt_ingest_segment_bytes_sum")
+		f.BytesIn = Delta(before.metrics, after.metrics, "silt_topic_bytes_in_total")
+		f.BytesPut = Delta(before.metrics, after.metrics, "silt_objstore_bytes_total", `op="put"`)
+		f.BytesGet = Delta(before.metrics, after.metrics, "silt_objstore_bytes_total", `op="get"`)
 		if n := Delta(before.metrics, after.metrics, "silt_produce_latency_seconds_count"); n > 0 {
 			f.ServerLatency = Delta(before.metrics, after.metrics, "silt_produce_latency_seconds_sum") / n
 		}
@@ -237,4 +247,14 @@ func Replay(ctx context.Context, cfg Config, bytes int64, timeout time.Duration,
 		cfg.logger().Warn("replay ended before reading everything", "read", res.Bytes, "wanted", bytes)
 	}
 	return ReplayResult{Consume: res, Agent: f}, nil
+}
+
+// UploadRatio is the object bytes the agent uploaded per value byte
+// acknowledged in the phase (about 1 for incompressible values), or -1
+// when either is unknown.
+func (r LoadResult) UploadRatio() float64 {
+	if r.Agent.BytesPut < 0 || r.Produce.Bytes <= 0 {
+		return -1
+	}
+	return r.Agent.BytesPut / float64(r.Produce.Bytes)
 }

@@ -63,13 +63,17 @@ func Produce(ctx context.Context, cfg Config) (ProduceResult, error) {
 		opts := []kgo.Opt{
 			kgo.SeedBrokers(cfg.Brokers...),
 			kgo.DefaultProduceTopic(cfg.Topic),
-			kgo.RequiredAcks(kgo.AllISRAcks()),
-			kgo.ProducerBatchCompression(comp),
-			kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
-			// franz-go's default linger (10 ms) applies, as in an application.
 			kgo.ClientID(fmt.Sprintf("silt-bench-producer-%d", i)),
 		}
-		if cfg.MaxInflight > 0 {
+		if !cfg.ClientDefaults {
+			opts = append(opts,
+				kgo.RequiredAcks(kgo.AllISRAcks()),
+				kgo.ProducerBatchCompression(comp),
+				kgo.MaxBufferedRecords(cfg.MaxBufferedRecords),
+				// franz-go's default linger (10 ms) applies, as in an application.
+			)
+		}
+		if cfg.MaxInflight > 0 && !cfg.ClientDefaults {
 			opts = append(opts, kgo.DisableIdempotentWrite(), kgo.MaxProduceRequestsInflightPerBroker(cfg.MaxInflight))
 		}
 		cl, err := kgo.NewClient(opts...)

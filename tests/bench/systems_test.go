@@ -1,0 +1,282 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/twmb/franz-go/pkg/kfake"
+
+	"github.com/siltdata/silt/tests/bench/loadgen"
+	"github.com/siltdata/silt/tests/bench/siltproc"
+)
+
+// phaseResult is what one phase measured: a produce phase (load, with or
+// without a consumer alongside) or a replay.
+type phaseResult struct {
+	name   string
+	load   *loadgen.LoadResult
+	replay *loadgen.ReplayResult
+}
+
+// agent is the agent's figures of the phase (unknown for kfake).
+func (r *phaseResult) agent() loadgen.AgentFigures {
+	switch {
+	case r.load != nil:
+		return r.load.Agent
+	case r.replay != nil:
+		return r.replay.Agent
+	}
+	return loadgen.AgentFigures{CPUSeconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1,
+		Commits: -1, SegmentBytes: -1, BytesIn: -1, BytesPut: -1, BytesGet: -1, ServerLatency: -1}
+}
+
+// system is one Kafka implementation under one payload: one column of
+// the report.
+type system struct {
+	name    string // column title
+	payload string // loadgen.PayloadRandom or PayloadJSON
+	silt    bool   // an agent whose /metrics and /proc the report reads
+	// raw is the physical limit this system's targets compare with (raw
+	// FS for silt dev, raw S3 for silt agent); nil: no targets.
+	raw     *rawStore
+	rawName string
+	phases  []phaseResult // in the order they ran
+}
+
+// phase returns the named phase, or nil when the system did not run it.
+func (s *system) phase(name string) *phaseResult {
+	for i := range s.phases {
+		if s.phases[i].name == name {
+			return &s.phases[i]
+		}
+	}
+	return nil
+}
+
+// load returns the named produce phase, or nil.
+func (s *system) load(name string) *loadgen.LoadResult {
+	if p := s.phase(name); p != nil {
+		return p.load
+	}
+	return nil
+}
+
+// phaseEnv is what one phase runs against.
+type phaseEnv struct {
+	t     *testing.T
+	p     params
+	cfg   loadgen.Config // the load, with this phase's brokers
+	probe loadgen.Probe
+	sys   *system // with the phases run before this one
+}
+
+// phase is one step of a system's run. A silt phase runs in a fresh
+// process started with flags added, on the deployment's metastore and
+// bucket, so caches start empty and peak RSS is the phase's own; kfake
+// runs every phase on one in-memory cluster (flags do not apply).
+//
+// Adding a phase is adding one to the list a system runs (siltPhases,
+// kfakePhases) and, when it has figures of its own, rows in buildTable;
+// the bytes table lists every phase by itself.
+type phase struct {
+	name  string
+	flags []string
+	run   func(e *phaseEnv) phaseResult
+}
+
+// Phase names the table refers to.
+const (
+	phaseSat    = "sat"
+	phaseHalf   = "half"
+	phaseHalf25 = "half25"
+	phaseReplay = "replay"
+)
+
+// singlePhase names the single-producer phase of a client.
+func singlePhase(client string) string { return "single " + client }
+
+// satPhase produces as fast as the system accepts, with a tail consumer,
+// then tops the topic up (unmeasured) to the replay size.
+func satPhase() phase {
+	return phase{name: phaseSat, run: func(e *phaseEnv) phaseResult {
+		r := load(e.t, e.cfg, phaseSat, 0, e.probe)
+		topUp(e.t, e.cfg, e.p)
+		return phaseResult{load: &r}
+	}}
+}
+
+// halfPhase produces at half the saturation rate with an end-to-end
+// consumer; flags set the flush interval.
+func halfPhase(name string, flags ...string) phase {
+	return phase{name: name, flags: flags, run: func(e *phaseEnv) phaseResult {
+		sat := e.sys.load(phaseSat)
+		if sat == nil {
+			e.t.Fatalf("%s: phase %s needs the saturation phase first", e.sys.name, name)
+		}
+		r := load(e.t, e.cfg, name, sat.Produce.Throughput()/2, e.probe)
+		return phaseResult{load: &r}
+	}}
+}
+
+// singleProducerPhase runs one client as a single producer with its
+// default settings, as fast as it goes (no consumer).
+func singleProducerPhase(client loadgen.ProducerClient, name string, flags ...string) phase {
+	return phase{name: name, flags: flags, run: func(e *phaseEnv) phaseResult {
+		cfg := e.cfg
+		cfg.Topic = topicName(name)
+		r, err := loadgen.RunProducer(e.t.Context(), client, cfg, e.probe)
+		if err != nil {
+			e.t.Fatalf("%s %s: %v", e.sys.name, name, err)
+		}
+		if r.Produce.Errors > 0 {
+			e.t.Logf("%s %s: %d records failed, first: %v", e.sys.name, name, r.Produce.Errors, r.Produce.FirstErr)
+		}
+		if r.Produce.Bytes == 0 {
+			e.t.Fatalf("%s %s: nothing acknowledged", e.sys.name, name)
+		}
+		return phaseResult{load: &r}
+	}}
+}
+
+// replayPhase reads the saturation topic from its start; for silt in a
+// fresh process, so with empty caches.
+func replayPhase() phase {
+	return phase{name: phaseReplay, run: func(e *phaseEnv) phaseResult {
+		cfg := e.cfg
+		cfg.Topic = phaseSat
+		r := replay(e.t, cfg, e.p, e.probe)
+		return phaseResult{replay: &r}
+	}}
+}
+
+// topicName turns a phase name into a topic name.
+func topicName(phase string) string {
+	b := []byte(phase)
+	for i, c := range b {
+		if !(c >= 'a' && c <= 'z' || c >= '0' && c <= '9' || c == '-' || c == '_' || c == '.') {
+			b[i] = '-'
+		}
+	}
+	return string(b)
+}
+
+// runKfake measures franz-go's in-memory kfake under the same load: the
+// CPU-bound reference (no storage at all).
+func runKfake(t *testing.T, p params, base loadgen.Config, phases []phase) *system {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := base
+	cfg.Brokers = c.ListenAddrs()
+	s := &system{name: "kfake", payload: base.Payload}
+	for _, ph := range phases {
+		t.Logf("kfake: phase %s", ph.name)
+		r := ph.run(&phaseEnv{t: t, p: p, cfg: cfg, sys: s})
+		r.name = ph.name
+		s.phases = append(s.phases, r)
+	}
+	return s
+}
+
+// runSilt measures one silt deployment: every phase in a fresh process
+// (spec builds its process spec with the phase's extra flags) on the
+// same metastore and bucket.
+func runSilt(t *testing.T, p params, base loadgen.Config, s *system, counters func(context.Context) (map[string]float64, error), phases []phase, spec func(extra ...string) siltproc.Spec) *system {
+	logPath := filepath.Join(t.TempDir(), topicName(s.name)+".log")
+	logf, err := os.Create(logPath)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer logf.Close()
+	s.silt = true
+	for _, ph := range phases {
+		t.Logf("%s: phase %s %v", s.name, ph.name, ph.flags)
+		sp := spec(ph.flags...)
+		sp.Log = logf
+		proc, err := siltproc.Start(t.Context(), sp)
+		if err != nil {
+			t.Fatalf("%s: %v (log: %s)", s.name, err, logPath)
+		}
+		t.Cleanup(func() {
+			select {
+			case <-proc.Done():
+			default:
+				proc.Kill()
+			}
+		})
+		cfg := base
+		cfg.Brokers = []string{proc.Kafka}
+		probe := loadgen.Probe{PID: proc.PID, MetricsURL: proc.MetricsURL(), Counters: counters}
+		r := ph.run(&phaseEnv{t: t, p: p, cfg: cfg, probe: probe, sys: s})
+		r.name = ph.name
+		s.phases = append(s.phases, r)
+		if err := proc.Stop(time.Minute); err != nil {
+			t.Logf("%s stop: %v (log: %s)", s.name, err, logPath)
+		}
+	}
+	return s
+}
+
+// load runs one produce phase on topic at rate (0: saturation).
+func load(t *testing.T, cfg loadgen.Config, topic string, rate float64, probe loadgen.Probe) loadgen.LoadResult {
+	cfg.Topic, cfg.Rate = topicName(topic), rate
+	r, err := loadgen.RunLoad(t.Context(), cfg, probe)
+	if err != nil {
+		t.Fatalf("load %s on %v: %v", topic, cfg.Brokers, err)
+	}
+	if r.Produce.Errors > 0 {
+		t.Logf("load %s on %v: %d records failed, first: %v", topic, cfg.Brokers, r.Produce.Errors, r.Produce.FirstErr)
+	}
+	if r.Produce.Bytes == 0 {
+		t.Fatalf("load %s on %v: nothing acknowledged", topic, cfg.Brokers)
+	}
+	return r
+}
+
+// topUp fills the saturation topic up to the replay size, unmeasured.
+func topUp(t *testing.T, cfg loadgen.Config, p params) {
+	cfg.Topic = phaseSat
+	have := topicBytes(t, cfg)
+	if have >= p.replayBytes {
+		return
+	}
+	cfg.Rate, cfg.MaxBytes, cfg.Duration, cfg.Logger = 0, p.replayBytes-have, 10*time.Minute, nil
+	if _, err := loadgen.Produce(t.Context(), cfg); err != nil {
+		t.Fatalf("top up %s for replay: %v", cfg.Topic, err)
+	}
+}
+
+// topicBytes is the value bytes a topic holds (every record is
+// cfg.RecordSize bytes).
+func topicBytes(t *testing.T, cfg loadgen.Config) int64 {
+	ends, err := loadgen.EndOffsets(t.Context(), cfg.Brokers, cfg.Topic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var n int64
+	for _, o := range ends {
+		n += o
+	}
+	return n * int64(cfg.RecordSize)
+}
+
+func replay(t *testing.T, cfg loadgen.Config, p params, probe loadgen.Probe) loadgen.ReplayResult {
+	want := min(p.replayBytes, topicBytes(t, cfg))
+	r, err := loadgen.Replay(t.Context(), cfg, want, 10*time.Minute, probe)
+	if err != nil {
+		t.Fatalf("replay on %v: %v", cfg.Brokers, err)
+	}
+	if r.Consume.Bytes < want {
+		t.Errorf("replay on %v read %d of %d bytes", cfg.Brokers, r.Consume.Bytes, want)
+	}
+	return r
+}
+
+// String is the system's column title, for messages.
+func (s *system) String() string { return fmt.Sprintf("%s (%s payload)", s.name, s.payload) }
