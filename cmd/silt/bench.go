@@ -50,6 +50,7 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.load.Duration, "duration", o.load.Duration, "length of each produce `phase`")
 	fs.Float64Var(&o.rateMB, "rate", 0, "produce rate in `MB/s` for the latency run; 0 measures saturation first and uses half of it")
 	fs.StringVar(&o.load.Compression, "compression", o.load.Compression, "producer `codec`: none, gzip, snappy, lz4, zstd")
+	fs.StringVar(&o.load.Payload, "payload", o.load.Payload, "record values: `random` (incompressible, distinct per record: storage figures measure storage) or json (JSON-like events, realistic compressibility)")
 	fs.IntVar(&o.load.MaxInflight, "max-inflight", 0, "produce requests in `count` in flight per broker with idempotence disabled; 0 keeps the idempotent default (at most 5)")
 	fs.DurationVar(&o.flushInterval, "flush-interval", ingest.DefaultConfig().FlushInterval, "the cluster's flush `interval`, for the latency target")
 	fs.StringVar(&o.replay, "replay-bytes", "0", "replay this `size` of the saturation topic from its start (e.g. 1GiB; 0 skips); caches are whatever the cluster has")
@@ -117,8 +118,11 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 	if o.load.MaxInflight > 0 {
 		idem = fmt.Sprintf("not idempotent, %d requests in flight", o.load.MaxInflight)
 	}
-	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (%s), %d producers, %d partitions, %d B records, compression %s, %s per phase",
-		idem, o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Compression, o.load.Duration)}
+	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (%s), %d producers, %d partitions, %d B records, %s payload, compression %s, %s per phase",
+		idem, o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Payload, o.load.Compression, o.load.Duration)}
+	if o.metricsURL != "" {
+		tbl.Notes = append(tbl.Notes, `bytes: value bytes acknowledged (replay: received) / object bytes uploaded (replay: read), from the agent's silt_objstore_bytes_total, = ratio`)
+	}
 
 	var sat *loadgen.LoadResult
 	rate := o.rateMB * 1e6
@@ -195,10 +199,17 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 		tbl.Add("agent-side produce latency mean (append→commit)", "ms", "", loadgen.Num(v*1000, 1))
 	}
 	tbl.Add("end-to-end latency p50 / p99", "ms", "", quant(half.Consume.EndToEnd, 0.5)+" / "+quant(half.Consume.EndToEnd, 0.99))
+	if o.metricsURL != "" {
+		if sat != nil {
+			tbl.Add("bytes produced / uploaded (saturation)", "MiB", "", bytesRatio(sat.Produce.Bytes, sat.Agent.BytesPut))
+		}
+		tbl.Add("bytes produced / uploaded (latency run)", "MiB", "", bytesRatio(half.Produce.Bytes, half.Agent.BytesPut))
+	}
 	if replay != nil {
 		tbl.Add("replay throughput (not necessarily cold)", "MB/s", "", loadgen.MBps(replay.Consume.Throughput()))
 		if replay.Agent.Gets >= 0 {
 			tbl.Add("object GETs per GiB replayed", "GET/GiB", "", loadgen.Num(replay.Agent.Gets/(float64(replay.Consume.Bytes)/(1<<30)), 1))
+			tbl.Add("bytes replayed / read from the object store", "MiB", "", bytesRatio(replay.Consume.Bytes, replay.Agent.BytesGet))
 		}
 	}
 
@@ -283,6 +294,15 @@ func rawBucket(ctx context.Context, o benchOptions, logger *slog.Logger) (put, g
 		}
 	}
 	return put, get, err
+}
+
+// bytesRatio formats "logical / stored = ratio" in MiB; stored is -1
+// when the agent's metrics were not read.
+func bytesRatio(logical int64, stored float64) string {
+	if stored < 0 || logical <= 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f / %.0f = %.3f", float64(logical)/(1<<20), stored/(1<<20), stored/float64(logical))
 }
 
 func quant(s *loadgen.Samples, q float64) string {
