@@ -20,6 +20,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltdata/silt/agent/group"
+	"github.com/siltdata/silt/agent/ingest"
 	"github.com/siltdata/silt/auth"
 	"github.com/siltdata/silt/auth/sasl"
 	"github.com/siltdata/silt/auth/tlsconf"
@@ -60,11 +61,15 @@ type conn struct {
 	// before a fetch's deadline.
 	fetchTurn atomic.Uint64
 
-	// mu guards draining.
+	// mu guards draining and producer.
 	mu sync.Mutex
 	// draining is set by Shutdown: the reader stops without treating the
 	// interrupted read as an error, and the writer still flushes answers.
 	draining bool
+	// producer counts this connection's produce requests waiting for
+	// their commit, for the early cut (ingest.Config.EarlyCut); made at
+	// the first produce, closed by the writer when the connection ends.
+	producer *ingest.Source
 
 	// outstanding counts requests read and not yet answered: a
 	// connection waiting for an answer is not idle.
@@ -139,6 +144,25 @@ func (c *conn) stopReading() {
 	c.draining = true
 	c.mu.Unlock()
 	_ = c.nc.SetReadDeadline(time.Now())
+}
+
+// producerSource returns the connection's ingest.Source, made on first
+// use.
+func (c *conn) producerSource() *ingest.Source {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.producer == nil {
+		c.producer = c.a.ingest.NewSource()
+	}
+	return c.producer
+}
+
+// closeProducer ends the connection's Source, once every handler is done.
+func (c *conn) closeProducer() {
+	c.mu.Lock()
+	src := c.producer
+	c.mu.Unlock()
+	src.Close()
 }
 
 func (c *conn) isDraining() bool {
@@ -491,6 +515,7 @@ func (c *conn) writeLoop() {
 	defer close(c.writerDone)
 	defer c.a.metrics.connections.Dec()
 	defer c.abort()
+	defer c.closeProducer() // every handler has finished: pending is drained
 	var buf []byte
 	broken := false
 	for inf := range c.pending {

@@ -32,6 +32,7 @@ var (
 	partsFlag   = flag.Int("partitions", 12, "partitions of every benchmark topic")
 	prodFlag    = flag.Int("producers", 4, "producer clients")
 	recSizeFlag = flag.Int("record-size", 1024, "record value size in bytes")
+	profileFlag = flag.String("profile", "", "write a CPU profile of every silt phase (from the agent's /debug/pprof) into this `directory`")
 	systemsFlag = flag.String("systems", "kfake,dev,agent,agent-json", "comma-separated systems to measure (kfake, dev, agent, agent-json); the raw stores are measured with dev (FS) and agent (S3)")
 )
 
@@ -76,23 +77,29 @@ type rawStore struct {
 	concurrencyPG [2]int // PUT, GET concurrency
 }
 
-// systemPhases are the phases every silt deployment runs, in order, for
-// one payload. Single-producer phases run on silt agent only (the
-// production shape; each costs a phase length per client).
+// siltPhases are the phases a silt deployment runs, in order, for one
+// payload. Single-producer phases, each with the early cut on (the
+// default) and off, and a saturation phase with it off, run on silt
+// agent only (the production shape; each costs a phase length): the
+// early cut's trade-off, measured in every report.
 func siltPhases(payload string, clients []loadgen.ProducerClient) []phase {
-	ph := []phase{satPhase(), halfPhase(phaseHalf)}
+	ph := []phase{satPhase(phaseSat), halfPhase(phaseHalf)}
 	if payload == loadgen.PayloadRandom {
 		ph = append(ph, halfPhase(phaseHalf25, "--flush-interval", "25ms"))
 	}
+	if len(clients) > 0 {
+		ph = append(ph, satPhase(noEarlyCut(phaseSat), earlyCutOff...))
+	}
 	for _, c := range clients {
-		ph = append(ph, singleProducerPhase(c, singlePhase(c.Name())))
+		ph = append(ph, singleProducerPhase(c, singlePhase(c.Name())),
+			singleProducerPhase(c, noEarlyCut(singlePhase(c.Name())), earlyCutOff...))
 	}
 	return append(ph, replayPhase())
 }
 
 // kfakePhases are kfake's: the same loads, on one in-memory cluster.
 func kfakePhases(clients []loadgen.ProducerClient) []phase {
-	ph := []phase{satPhase(), halfPhase(phaseHalf)}
+	ph := []phase{satPhase(phaseSat), halfPhase(phaseHalf)}
 	for _, c := range clients {
 		ph = append(ph, singleProducerPhase(c, singlePhase(c.Name())))
 	}

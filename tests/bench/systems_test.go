@@ -3,6 +3,8 @@ package bench
 import (
 	"context"
 	"fmt"
+	"io"
+	"net/http"
 	"os"
 	"path/filepath"
 	"testing"
@@ -99,12 +101,21 @@ const (
 // singlePhase names the single-producer phase of a client.
 func singlePhase(client string) string { return "single " + client }
 
-// satPhase produces as fast as the system accepts, with a tail consumer,
-// then tops the topic up (unmeasured) to the replay size.
-func satPhase() phase {
-	return phase{name: phaseSat, run: func(e *phaseEnv) phaseResult {
-		r := load(e.t, e.cfg, phaseSat, 0, e.probe)
-		topUp(e.t, e.cfg, e.p)
+// noEarlyCut names a phase's variant run with the early cut off, and
+// earlyCutOff is its flag.
+func noEarlyCut(phase string) string { return phase + ", early cut off" }
+
+var earlyCutOff = []string{"--early-cut=false"}
+
+// satPhase produces as fast as the system accepts, with a tail consumer;
+// the saturation phase (phaseSat) then tops its topic up (unmeasured) to
+// the replay size.
+func satPhase(name string, flags ...string) phase {
+	return phase{name: name, flags: flags, run: func(e *phaseEnv) phaseResult {
+		r := load(e.t, e.cfg, name, 0, e.probe)
+		if name == phaseSat {
+			topUp(e.t, e.cfg, e.p)
+		}
 		return phaseResult{load: &r}
 	}}
 }
@@ -213,7 +224,9 @@ func runSilt(t *testing.T, p params, base loadgen.Config, s *system, counters fu
 		cfg := base
 		cfg.Brokers = []string{proc.Kafka}
 		probe := loadgen.Probe{PID: proc.PID, MetricsURL: proc.MetricsURL(), Counters: counters}
+		stopProfile := profile(t, proc, s.name+"-"+ph.name)
 		r := ph.run(&phaseEnv{t: t, p: p, cfg: cfg, probe: probe, sys: s})
+		stopProfile()
 		r.name = ph.name
 		s.phases = append(s.phases, r)
 		if err := proc.Stop(time.Minute); err != nil {
@@ -221,6 +234,53 @@ func runSilt(t *testing.T, p params, base loadgen.Config, s *system, counters fu
 		}
 	}
 	return s
+}
+
+// profile records CPU profiles of proc into the -profile directory
+// until the returned function is called (nothing without -profile): a
+// series of 5 s profiles, name-1.pprof, name-2.pprof, ..., since pprof
+// cannot end a profile early; the one running when the phase ends is
+// dropped. `go tool pprof` merges the files it is given.
+func profile(t *testing.T, proc *siltproc.Proc, name string) (stop func()) {
+	if *profileFlag == "" {
+		return func() {}
+	}
+	if err := os.MkdirAll(*profileFlag, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := 1; ctx.Err() == nil; i++ {
+			b, err := fetch(ctx, "http://"+proc.Admin+"/debug/pprof/profile?seconds=5")
+			if err != nil {
+				return
+			}
+			path := filepath.Join(*profileFlag, fmt.Sprintf("%s-%d.pprof", topicName(name), i))
+			if err := os.WriteFile(path, b, 0o644); err != nil {
+				t.Logf("profile %s: %v", name, err)
+				return
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+func fetch(ctx context.Context, url string) ([]byte, error) {
+	req, err := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return nil, fmt.Errorf("%s: %s", url, resp.Status)
+	}
+	return io.ReadAll(resp.Body)
 }
 
 // load runs one produce phase on topic at rate (0: saturation).

@@ -109,6 +109,16 @@ func buildTable(p params, base loadgen.Config, rawS3, rawFS rawStore, systems []
 		}
 		return seg(phaseSat) + " / " + seg(phaseHalf) + " / " + seg(phaseHalf25)
 	})...)
+	tbl.Add("segments cut by bytes / time / early / backpressure: saturation; half", "count", sys(true, func(s *system) string {
+		cuts := func(name string) string {
+			c := s.phase(name).agent().Cuts
+			if c == nil {
+				return "?"
+			}
+			return fmt.Sprintf("%.0f / %.0f / %.0f / %.0f", c["bytes"], c["time"], c["early"], c["backpressure"])
+		}
+		return cuts(phaseSat) + "; " + cuts(phaseHalf)
+	})...)
 	tbl.Add("segment commits per segment (saturation)", "tx/seg", sys(true, agentCell(phaseSat, func(a loadgen.AgentFigures) string {
 		return known(a.Segments, func(v float64) string { return loadgen.Num(a.Commits/v, 3) })
 	}))...)
@@ -131,6 +141,10 @@ func buildTable(p params, base loadgen.Config, rawS3, rawFS rawStore, systems []
 		return mib(s.phase(phaseSat).agent().HWM) + " / " + mib(s.phase(phaseReplay).agent().HWM)
 	})...)
 
+	tbl.Add("saturation, early cut off: throughput / PUTs per GiB", "MB/s / PUT/GiB", sys(true, loadCell(noEarlyCut(phaseSat), func(r *loadgen.LoadResult) string {
+		return loadgen.MBps(r.Produce.Throughput()) + " / " + known(r.Agent.Puts, func(v float64) string { return loadgen.Num(perGiB(v, r.Produce.Bytes), 1) })
+	}))...)
+
 	// One idempotent producer per client, in the order the phases ran.
 	for _, name := range phaseNames(systems) {
 		client, ok := strings.CutPrefix(name, "single ")
@@ -139,8 +153,12 @@ func buildTable(p params, base loadgen.Config, rawS3, rawFS rawStore, systems []
 		}
 		tbl.Add("one idempotent producer ("+client+"): throughput", "MB/s", sys(false, loadCell(name, func(r *loadgen.LoadResult) string { return loadgen.MBps(r.Produce.Throughput()) }))...)
 		tbl.Add("one idempotent producer ("+client+"): latency p50 / p99", "ms", sys(false, loadCell(name, func(r *loadgen.LoadResult) string { return p5099(r.Produce.Latency) }))...)
-		tbl.Add("one idempotent producer ("+client+"): PUTs per GiB / mean segment", "PUT/GiB / KiB", sys(true, loadCell(name, func(r *loadgen.LoadResult) string {
-			return known(r.Agent.Puts, func(v float64) string { return loadgen.Num(perGiB(v, r.Produce.Bytes), 1) }) + " / " + kibf(r.Agent.AvgSegmentBytes())
+		tbl.Add("one idempotent producer ("+client+"): PUTs per GiB / mean segment / share cut early", "PUT/GiB / KiB / %", sys(true, loadCell(name, func(r *loadgen.LoadResult) string {
+			early := "?"
+			if r.Agent.Segments > 0 && r.Agent.Cuts != nil {
+				early = loadgen.Num(100*r.Agent.Cuts["early"]/r.Agent.Segments, 0)
+			}
+			return known(r.Agent.Puts, func(v float64) string { return loadgen.Num(perGiB(v, r.Produce.Bytes), 1) }) + " / " + kibf(r.Agent.AvgSegmentBytes()) + " / " + early
 		}))...)
 	}
 
@@ -204,11 +222,37 @@ func targets(tbl *loadgen.Table, s, kfake *system, base loadgen.Config) {
 	half := s.phase(phaseHalf).agent()
 	rss := float64(sat.Agent.PeakRSS) / float64(half.PeakRSS)
 	tbl.Check(s.name, "RSS flat when load doubles (saturation ≤ 1.5× half-load peak)", loadgen.Ratio(rss), rss <= 1.5, half.PeakRSS > 0)
+	earlyCutTargets(tbl, s)
 	if s.payload == loadgen.PayloadRandom {
 		low, name, ok := lowestUploadRatio(s)
 		tbl.Check(s.name, fmt.Sprintf("incompressible load uploads ≥ %.2f× what it produced (lowest phase: %s)", minUploadRatio, name),
 			loadgen.Ratio(low), low >= minUploadRatio, ok)
 	}
+}
+
+// earlyCutTargets adds the early cut's conditions for staying on by
+// default: it at least doubles one idempotent producer's throughput (per
+// client) and raises PUTs per GiB at saturation by at most 1.5×.
+func earlyCutTargets(tbl *loadgen.Table, s *system) {
+	for _, name := range phaseNames([]*system{s}) {
+		client, ok := strings.CutPrefix(name, "single ")
+		if !ok || strings.HasSuffix(name, noEarlyCut("")) {
+			continue
+		}
+		on, off := s.load(name), s.load(noEarlyCut(name))
+		if on == nil || off == nil {
+			continue
+		}
+		r := on.Produce.Throughput() / off.Produce.Throughput()
+		tbl.Check(s.name, "early cut: one idempotent producer ("+client+") ≥ 2× the throughput without", loadgen.Ratio(r), r >= 2, off.Produce.Throughput() > 0)
+	}
+	on, off := s.load(phaseSat), s.load(noEarlyCut(phaseSat))
+	if on == nil || off == nil {
+		return
+	}
+	a, b := perGiB(on.Agent.Puts, on.Produce.Bytes), perGiB(off.Agent.Puts, off.Produce.Bytes)
+	r := a / b
+	tbl.Check(s.name, "early cut: PUTs/GiB at saturation ≤ 1.5× without", loadgen.Num(a, 1)+" vs "+loadgen.Num(b, 1)+" ("+loadgen.Ratio(r)+")", r <= 1.5, a > 0 && b > 0)
 }
 
 // lowestUploadRatio is the lowest upload ratio of s's produce phases

@@ -74,9 +74,15 @@ type AgentFigures struct {
 	// in seconds; -1 when unknown. The client's latency minus this is
 	// time spent in the client and on the wire.
 	ServerLatency float64
+	// Cuts counts the segments cut during the phase by reason (bytes,
+	// time, early, backpressure, close); nil when unknown.
+	Cuts map[string]float64
 	// Counters are the deltas of Probe.Counters over the phase.
 	Counters map[string]float64
 }
+
+// CutReasons are the reasons silt_ingest_segments_total counts cuts by.
+var CutReasons = []string{"bytes", "time", "early", "backpressure", "close"}
 
 // AvgSegmentBytes is the mean segment size of the phase, or -1.
 func (f AgentFigures) AvgSegmentBytes() float64 {
@@ -110,6 +116,10 @@ func figures(before, after snapshot, rss *RSSPeak, pid int) AgentFigures {
 		f.Segments = Delta(before.metrics, after.metrics, "silt_ingest_segments_total")
 		f.Commits = Delta(before.metrics, after.metrics, "silt_ingest_commit_duration_seconds_count")
 		f.SegmentBytes = Delta(before.metrics, after.metrics, "silt_ingest_segment_bytes_sum")
+		f.Cuts = map[string]float64{}
+		for _, reason := range CutReasons {
+			f.Cuts[reason] = Delta(before.metrics, after.metrics, "silt_ingest_segments_total", `reason="`+reason+`"`)
+		}
 		f.BytesIn = Delta(before.metrics, after.metrics, "silt_topic_bytes_in_total")
 		f.BytesPut = Delta(before.metrics, after.metrics, "silt_objstore_bytes_total", `op="put"`)
 		f.BytesGet = Delta(before.metrics, after.metrics, "silt_objstore_bytes_total", `op="get"`)
