@@ -32,8 +32,7 @@ func (r *phaseResult) agent() loadgen.AgentFigures {
 	case r.replay != nil:
 		return r.replay.Agent
 	}
-	return loadgen.AgentFigures{CPUSeconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1,
-		Commits: -1, SegmentBytes: -1, BytesIn: -1, BytesPut: -1, BytesGet: -1, ServerLatency: -1}
+	return loadgen.UnknownFigures()
 }
 
 // system is one Kafka implementation under one payload: one column of

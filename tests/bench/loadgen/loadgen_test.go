@@ -87,6 +87,10 @@ func TestProcStats(t *testing.T) {
 	if err != nil || rss <= 0 {
 		t.Fatalf("VmRSS = %d, %v", rss, err)
 	}
+	busy, total, err := MachineCPU()
+	if err != nil || busy <= 0 || total < busy {
+		t.Fatalf("MachineCPU = %v busy of %v, %v", busy, total, err)
+	}
 	w := WatchRSS(t.Context(), pid, time.Millisecond)
 	if peak := w.Stop(); peak <= 0 {
 		t.Fatalf("peak RSS %d", peak)
@@ -148,7 +152,7 @@ func TestRawStoreFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if put.Ops == 0 || int64(len(keys)) != put.Ops || put.Latency.Len() != int(put.Ops) || put.Bytes != put.Ops*int64(cfg.ObjectSize) {
+	if put.Ops == 0 || int64(len(keys)) != put.Ops || put.Latency.Len() != int(put.Ops) || put.Bytes != put.Ops*int64(cfg.ObjectSize) || put.MachineCPU < 0 {
 		t.Fatalf("put: %+v, %d keys", put, len(keys))
 	}
 	get, err := RawGet(t.Context(), b, keys, cfg)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,13 +26,22 @@ type Probe struct {
 
 // snapshot is the agent's counters at one moment.
 type snapshot struct {
+	at      time.Time
 	cpu     float64 // CPU seconds; -1 when unknown
+	self    float64 // this process's CPU seconds (the load generator); -1 when unknown
+	busy    float64 // the machine's busy CPU seconds; -1 when unknown
 	metrics Metrics // nil when unknown
 	extra   map[string]float64
 }
 
 func (p Probe) snapshot(ctx context.Context) snapshot {
-	s := snapshot{cpu: -1}
+	s := snapshot{at: time.Now(), cpu: -1, self: -1, busy: -1}
+	if v, err := CPUSeconds(os.Getpid()); err == nil {
+		s.self = v
+	}
+	if v, _, err := MachineCPU(); err == nil {
+		s.busy = v
+	}
 	if p.PID > 0 {
 		if v, err := CPUSeconds(p.PID); err == nil {
 			s.cpu = v
@@ -54,12 +64,18 @@ func (p Probe) snapshot(ctx context.Context) snapshot {
 // when the probe could not see it.
 type AgentFigures struct {
 	CPUSeconds float64 // agent CPU time used during the phase
-	PeakRSS    int64   // highest VmRSS sampled during the phase, bytes
-	HWM        int64   // VmHWM at the end of the phase (peak since start)
-	Puts       float64 // object PUTs during the phase
-	Gets       float64 // object GETs (range reads) during the phase
-	Segments   float64 // segments cut (silt_ingest_segments_total)
-	Commits    float64 // segment commits (silt_ingest_commit_duration_seconds_count)
+	// LoadgenCPU is the CPU time of this process (the load generator; for
+	// kfake also the broker) and MachineCPU that of the whole machine
+	// (every process, other users' too) during the phase; Seconds is the
+	// phase's wall time. MachineCPU/Seconds near the CPU count means the
+	// phase was bound by CPU.
+	LoadgenCPU, MachineCPU, Seconds float64
+	PeakRSS                         int64   // highest VmRSS sampled during the phase, bytes
+	HWM                             int64   // VmHWM at the end of the phase (peak since start)
+	Puts                            float64 // object PUTs during the phase
+	Gets                            float64 // object GETs (range reads) during the phase
+	Segments                        float64 // segments cut (silt_ingest_segments_total)
+	Commits                         float64 // segment commits (silt_ingest_commit_duration_seconds_count)
 	// SegmentBytes is the batch bytes of the segments cut
 	// (silt_ingest_segment_bytes_sum).
 	SegmentBytes float64
@@ -92,16 +108,24 @@ func (f AgentFigures) AvgSegmentBytes() float64 {
 	return f.SegmentBytes / f.Segments
 }
 
-func unknownFigures() AgentFigures {
-	return AgentFigures{CPUSeconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1,
+// UnknownFigures are figures with nothing measured.
+func UnknownFigures() AgentFigures {
+	return AgentFigures{CPUSeconds: -1, LoadgenCPU: -1, MachineCPU: -1, Seconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1,
 		BytesIn: -1, BytesPut: -1, BytesGet: -1, ServerLatency: -1}
 }
 
 func figures(before, after snapshot, rss *RSSPeak, pid int) AgentFigures {
-	f := unknownFigures()
+	f := UnknownFigures()
 	if before.cpu >= 0 && after.cpu >= 0 {
 		f.CPUSeconds = after.cpu - before.cpu
 	}
+	if before.self >= 0 && after.self >= 0 {
+		f.LoadgenCPU = after.self - before.self
+	}
+	if before.busy >= 0 && after.busy >= 0 {
+		f.MachineCPU = after.busy - before.busy
+	}
+	f.Seconds = after.at.Sub(before.at).Seconds()
 	if rss != nil {
 		f.PeakRSS = rss.Stop()
 	}

@@ -41,6 +41,38 @@ func CPUSeconds(pid int) (float64, error) {
 	return float64(ut+st) / clockTicks, nil
 }
 
+// MachineCPU returns the CPU time (in seconds, summed over CPUs) the
+// whole machine spent busy and in total since boot, from /proc/stat's
+// first line: busy is everything but idle and iowait.
+func MachineCPU() (busy, total float64, err error) {
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return 0, 0, err
+	}
+	line, _, _ := bytes.Cut(b, []byte("\n"))
+	f := strings.Fields(string(line))
+	if len(f) < 6 || f[0] != "cpu" {
+		return 0, 0, fmt.Errorf("/proc/stat: first line %q", line)
+	}
+	var sum, idle uint64
+	for i, v := range f[1:] {
+		n, err := strconv.ParseUint(v, 10, 64)
+		if err != nil {
+			return 0, 0, fmt.Errorf("/proc/stat: %q: %w", v, err)
+		}
+		// guest and guest_nice (fields 9, 10) are already counted in
+		// user and nice.
+		if i >= 8 {
+			break
+		}
+		sum += n
+		if i == 3 || i == 4 { // idle, iowait
+			idle += n
+		}
+	}
+	return float64(sum-idle) / clockTicks, float64(sum) / clockTicks, nil
+}
+
 // MemoryBytes returns a field of /proc/PID/status in bytes: "VmRSS"
 // (resident now) or "VmHWM" (peak resident since start).
 func MemoryBytes(pid int, field string) (int64, error) {

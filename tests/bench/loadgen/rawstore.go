@@ -32,6 +32,26 @@ type RawResult struct {
 	Elapsed time.Duration
 	Latency *Samples
 	Errors  int64
+	// MachineCPU is the CPU time the whole machine was busy during the
+	// phase (the client here and the store's server, plus anything else
+	// running); -1 when unknown.
+	MachineCPU float64
+}
+
+// machineBusy returns the machine's busy CPU seconds so far, or -1.
+func machineBusy() float64 {
+	v, _, err := MachineCPU()
+	if err != nil {
+		return -1
+	}
+	return v
+}
+
+func (r *RawResult) setCPU(before float64) {
+	r.MachineCPU = -1
+	if after := machineBusy(); before >= 0 && after >= 0 {
+		r.MachineCPU = after - before
+	}
 }
 
 // Throughput is bytes per second.
@@ -55,6 +75,7 @@ func RawPut(ctx context.Context, b objstore.Bucket, cfg RawConfig) (RawResult, [
 		errs  atomic.Int64
 		first firstError
 		wg    sync.WaitGroup
+		busy  = machineBusy()
 		start = time.Now()
 		end   = start.Add(cfg.Duration)
 	)
@@ -78,6 +99,7 @@ func RawPut(ctx context.Context, b objstore.Bucket, cfg RawConfig) (RawResult, [
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.setCPU(busy)
 	res.Ops, res.Errors = ops.Load(), errs.Load()
 	res.Bytes = res.Ops * int64(cfg.ObjectSize)
 	if res.Ops == 0 {
@@ -101,6 +123,7 @@ func RawGet(ctx context.Context, b objstore.Bucket, keys []string, cfg RawConfig
 		errs  atomic.Int64
 		first firstError
 		wg    sync.WaitGroup
+		busy  = machineBusy()
 		start = time.Now()
 		end   = start.Add(cfg.Duration)
 	)
@@ -124,6 +147,7 @@ func RawGet(ctx context.Context, b objstore.Bucket, keys []string, cfg RawConfig
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.setCPU(busy)
 	res.Ops, res.Bytes, res.Errors = ops.Load(), bytes.Load(), errs.Load()
 	if res.Ops == 0 {
 		return res, fmt.Errorf("raw get: nothing read: %w", first.get())
