@@ -49,6 +49,16 @@ func TestProducerClients(t *testing.T) {
 				t.Fatalf("topic holds %d records, %d acknowledged", n, r.Produce.Records)
 			}
 			t.Logf("%s: %d records, %s MB/s, p99 %s", client.Name(), r.Produce.Records, loadgen.MBps(r.Produce.Throughput()), r.Produce.Latency.Quantile(0.99))
+
+			// Paced, the client keeps to the rate.
+			cfg.Topic, cfg.Rate = cfg.Topic+"-paced", 2e6
+			r, err = loadgen.RunProducer(t.Context(), client, cfg, loadgen.Probe{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if got := r.Produce.Throughput(); got < 0.5*cfg.Rate || got > 1.5*cfg.Rate || r.Produce.Errors != 0 {
+				t.Fatalf("paced at %s MB/s: %s MB/s, %d failed", loadgen.MBps(cfg.Rate), loadgen.MBps(got), r.Produce.Errors)
+			}
 		})
 	}
 }

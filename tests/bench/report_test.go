@@ -78,10 +78,11 @@ type rawStore struct {
 }
 
 // siltPhases are the phases a silt deployment runs, in order, for one
-// payload. Single-producer phases, each with the early cut on (the
-// default) and off, and a saturation phase with it off, run on silt
-// agent only (the production shape; each costs a phase length): the
-// early cut's trade-off, measured in every report.
+// payload. Single-producer phases (as fast as the client goes, and at
+// singleRate for latency), each with the early cut on (the default) and
+// off, and a saturation phase with it off, run on silt agent only (the
+// production shape; each costs a phase length): the early cut's
+// trade-off, measured in every report.
 func siltPhases(payload string, clients []loadgen.ProducerClient) []phase {
 	ph := []phase{satPhase(phaseSat), halfPhase(phaseHalf)}
 	if payload == loadgen.PayloadRandom {
@@ -91,8 +92,10 @@ func siltPhases(payload string, clients []loadgen.ProducerClient) []phase {
 		ph = append(ph, satPhase(noEarlyCut(phaseSat), earlyCutOff...))
 	}
 	for _, c := range clients {
-		ph = append(ph, singleProducerPhase(c, singlePhase(c.Name())),
-			singleProducerPhase(c, noEarlyCut(singlePhase(c.Name())), earlyCutOff...))
+		for _, rate := range []float64{0, singleRate} {
+			name := singlePhase(c.Name(), rate)
+			ph = append(ph, singleProducerPhase(c, name, rate), singleProducerPhase(c, noEarlyCut(name), rate, earlyCutOff...))
+		}
 	}
 	return append(ph, replayPhase())
 }
@@ -101,7 +104,7 @@ func siltPhases(payload string, clients []loadgen.ProducerClient) []phase {
 func kfakePhases(clients []loadgen.ProducerClient) []phase {
 	ph := []phase{satPhase(phaseSat), halfPhase(phaseHalf)}
 	for _, c := range clients {
-		ph = append(ph, singleProducerPhase(c, singlePhase(c.Name())))
+		ph = append(ph, singleProducerPhase(c, singlePhase(c.Name(), 0), 0))
 	}
 	return append(ph, replayPhase())
 }

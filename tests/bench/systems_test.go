@@ -97,8 +97,19 @@ const (
 	phaseReplay = "replay"
 )
 
-// singlePhase names the single-producer phase of a client.
-func singlePhase(client string) string { return "single " + client }
+// singlePhase names the single-producer phase of a client, at rate
+// bytes per second (0: as fast as it goes).
+func singlePhase(client string, rate float64) string {
+	if rate > 0 {
+		return fmt.Sprintf("single %s, %s MB/s", client, loadgen.MBps(rate))
+	}
+	return "single " + client
+}
+
+// singleRate is the paced single-producer phases' rate: below what one
+// idempotent librdkafka producer reaches without the early cut, so both
+// settings carry it and their latencies compare.
+const singleRate = 10e6
 
 // noEarlyCut names a phase's variant run with the early cut off, and
 // earlyCutOff is its flag.
@@ -133,11 +144,12 @@ func halfPhase(name string, flags ...string) phase {
 }
 
 // singleProducerPhase runs one client as a single producer with its
-// default settings, as fast as it goes (no consumer).
-func singleProducerPhase(client loadgen.ProducerClient, name string, flags ...string) phase {
+// default settings (no consumer), at rate bytes per second or, when it is
+// 0, as fast as the client goes.
+func singleProducerPhase(client loadgen.ProducerClient, name string, rate float64, flags ...string) phase {
 	return phase{name: name, flags: flags, run: func(e *phaseEnv) phaseResult {
 		cfg := e.cfg
-		cfg.Topic = topicName(name)
+		cfg.Topic, cfg.Rate = topicName(name), rate
 		r, err := loadgen.RunProducer(e.t.Context(), client, cfg, e.probe)
 		if err != nil {
 			e.t.Fatalf("%s %s: %v", e.sys.name, name, err)

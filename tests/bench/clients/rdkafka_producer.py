@@ -3,7 +3,8 @@
 idempotence on: the single-producer figures of silt's benchmark report.
 
 It speaks tests/bench/loadgen External's protocol: flags --brokers,
---topic, --duration (seconds), --record-size, --payload; one JSON object
+--topic, --duration (seconds), --record-size, --payload, --rate (value
+bytes per second; 0: as fast as the client goes); one JSON object
 on stdout with the records and value bytes acknowledged, the time from
 the first produce call to the last acknowledgement and every record's
 produce-to-acknowledgement latency in microseconds (librdkafka's own
@@ -30,6 +31,7 @@ def main():
     ap.add_argument("--duration", type=float, required=True)
     ap.add_argument("--record-size", type=int, default=1024)
     ap.add_argument("--payload", default="random")
+    ap.add_argument("--rate", type=float, default=0)
     a = ap.parse_args()
     if a.payload != "random":
         sys.exit("payload %r: only random is implemented" % a.payload)
@@ -60,6 +62,14 @@ def main():
     while True:
         if n % 64 == 0 and time.monotonic() >= deadline:
             break
+        if a.rate > 0:
+            # Paced: send what the rate owes by now, then wait a little.
+            owed = int((time.monotonic() - start) * a.rate / size) + 1
+            if n >= owed:
+                p.poll(0.001)
+                if time.monotonic() >= deadline:
+                    break
+                continue
         # Distinct random bytes per record: nothing for a compressor.
         v = os.urandom(size)
         try:

@@ -21,9 +21,10 @@ type ProducerClient interface {
 	// Name labels the client in reports ("franz-go", "librdkafka").
 	Name() string
 	// Produce produces cfg.RecordSize-byte values of cfg.Payload to
-	// cfg.Topic for cfg.Duration from one producer, as fast as the
-	// client goes, waits for every acknowledgement, and returns what it
-	// measured (Latency: Produce call to acknowledgement, per record).
+	// cfg.Topic for cfg.Duration from one producer, at cfg.Rate bytes per
+	// second or, when it is 0, as fast as the client goes, waits for
+	// every acknowledgement, and returns what it measured (Latency:
+	// Produce call to acknowledgement, per record).
 	Produce(ctx context.Context, cfg Config) (ProduceResult, error)
 }
 
@@ -35,17 +36,17 @@ func (FranzGo) Name() string { return "franz-go" }
 
 // Produce implements ProducerClient.
 func (FranzGo) Produce(ctx context.Context, cfg Config) (ProduceResult, error) {
-	cfg.Producers, cfg.ClientDefaults, cfg.Rate, cfg.MaxBytes = 1, true, 0, 0
+	cfg.Producers, cfg.ClientDefaults, cfg.MaxBytes = 1, true, 0
 	return Produce(ctx, cfg)
 }
 
 // External is a producer client run as a command. The command gets
 //
-//	--brokers host:port,... --topic T --duration SECONDS --record-size N --payload random|json
+//	--brokers host:port,... --topic T --duration SECONDS --record-size N --payload random|json --rate BYTES_PER_SECOND
 //
 // appended to Argv, produces from one producer with the library's
-// defaults but enable.idempotence (or its equivalent) on, and prints one
-// JSON object on stdout:
+// defaults but enable.idempotence (or its equivalent) on, at the rate
+// (0: as fast as the client goes), and prints one JSON object on stdout:
 //
 //	{"client": "librdkafka 2.0.2", "records": N, "bytes": N, "errors": N,
 //	 "first_error": "...", "elapsed_s": S, "latencies_us": [N, ...]}
@@ -85,7 +86,7 @@ func (e External) Produce(ctx context.Context, cfg Config) (ProduceResult, error
 	args := append(append([]string(nil), e.Argv[1:]...),
 		"--brokers", strings.Join(cfg.Brokers, ","), "--topic", cfg.Topic,
 		"--duration", fmt.Sprintf("%g", cfg.Duration.Seconds()),
-		"--record-size", fmt.Sprint(cfg.RecordSize), "--payload", cfg.payload())
+		"--record-size", fmt.Sprint(cfg.RecordSize), "--payload", cfg.payload(), "--rate", fmt.Sprintf("%g", cfg.Rate))
 	cmd := exec.CommandContext(ctx, e.Argv[0], args...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr
