@@ -50,15 +50,19 @@ func buildTable(p params, base loadgen.Config, rawS3, rawFS rawStore, systems []
 	tbl.Add("raw PUT latency p50 / p99 (saturation)", "ms", raw(func(r rawStore) string { return p5099(r.put.Latency) })...)
 	tbl.Add("raw GET bandwidth", "MB/s", raw(func(r rawStore) string { return loadgen.MBps(r.get.Throughput()) })...)
 	tbl.Add("raw GET latency p50 / p99", "ms", raw(func(r rawStore) string { return p5099(r.get.Latency) })...)
-	tbl.Add("machine CPU per GB moved: raw PUT / raw GET (client + store server + anything else running)", "CPU-s/GB", raw(func(r rawStore) string {
-		perGB := func(x loadgen.RawResult) string {
-			if x.MachineCPU < 0 || x.Bytes <= 0 {
-				return "?"
-			}
-			return loadgen.Num(x.MachineCPU/(float64(x.Bytes)/1e9), 1)
+	rawCPU := func(x loadgen.RawResult) string {
+		if x.MachineCPU < 0 || x.ClientCPU < 0 || x.Bytes <= 0 {
+			return "?"
 		}
-		return perGB(r.put) + " / " + perGB(r.get)
-	})...)
+		gb := float64(x.Bytes) / 1e9
+		minio, other := "-", x.MachineCPU-x.ClientCPU
+		if x.MinIOCPU >= 0 {
+			minio, other = loadgen.Num(x.MinIOCPU/gb, 1), other-x.MinIOCPU
+		}
+		return loadgen.Num(x.MachineCPU/gb, 1) + " / " + loadgen.Num(x.ClientCPU/gb, 1) + " / " + minio + " / " + loadgen.Num(other/gb, 1)
+	}
+	tbl.Add("CPU per GB moved, raw PUT: machine / client / MinIO / other", "CPU-s/GB", raw(func(r rawStore) string { return rawCPU(r.put) })...)
+	tbl.Add("CPU per GB moved, raw GET: machine / client / MinIO / other", "CPU-s/GB", raw(func(r rawStore) string { return rawCPU(r.get) })...)
 	tbl.Add("raw PUT low load: size", "KiB", raw(func(r rawStore) string { return kib(r.lowSize) + " / " + kib(r.low25Size) })...)
 	tbl.Add("raw PUT low load p50 / p99 (250ms size)", "ms", raw(func(r rawStore) string { return p5099(r.low.Latency) })...)
 	tbl.Add("raw PUT low load p50 / p99 (25ms size)", "ms", raw(func(r rawStore) string { return p5099(r.low25.Latency) })...)
@@ -83,10 +87,10 @@ func buildTable(p params, base loadgen.Config, rawS3, rawFS rawStore, systems []
 	tbl.Add("agent CPU per GB produced (saturation)", "CPU-s/GB", sys(true, loadCell(phaseSat, func(r *loadgen.LoadResult) string {
 		return known(r.Agent.CPUSeconds, func(v float64) string { return loadgen.Num(v/(float64(r.Produce.Bytes)/1e9), 1) })
 	}))...)
-	tbl.Add("CPU cores busy at saturation: machine / agent / load generator / rest (MinIO, Postgres, other users)", "cores", sys(false, cpuCell(phaseSat, false))...)
-	tbl.Add("CPU per GB produced at saturation: machine / agent / load generator / rest", "CPU-s/GB", sys(false, cpuCell(phaseSat, true))...)
-	tbl.Add("CPU cores busy in cold replay: machine / agent / load generator / rest", "cores", sys(false, cpuCell(phaseReplay, false))...)
-	tbl.Add("CPU per GB replayed: machine / agent / load generator / rest", "CPU-s/GB", sys(false, cpuCell(phaseReplay, true))...)
+	tbl.Add("CPU cores busy at saturation: machine / agent / load generator / MinIO / Postgres / other", "cores", sys(false, cpuCell(phaseSat, false))...)
+	tbl.Add("CPU per GB produced at saturation: machine / agent / load generator / MinIO / Postgres / other", "CPU-s/GB", sys(false, cpuCell(phaseSat, true))...)
+	tbl.Add("CPU cores busy in cold replay: machine / agent / load generator / MinIO / Postgres / other", "cores", sys(false, cpuCell(phaseReplay, false))...)
+	tbl.Add("CPU per GB replayed: machine / agent / load generator / MinIO / Postgres / other", "CPU-s/GB", sys(false, cpuCell(phaseReplay, true))...)
 	tbl.Add("tail consumer throughput (saturation)", "MB/s", sys(false, loadCell(phaseSat, func(r *loadgen.LoadResult) string { return loadgen.MBps(r.Consume.Throughput()) }))...)
 	tbl.Add("produce rate for latency (half of max)", "MB/s", sys(false, loadCell(phaseHalf, func(r *loadgen.LoadResult) string { return loadgen.MBps(r.Produce.Throughput()) }))...)
 	tbl.Add("produce latency p50 / p99 / p999, flush 250ms", "ms", sys(false, loadCell(phaseHalf, func(r *loadgen.LoadResult) string { return p5099999(r.Produce.Latency) }))...)
@@ -278,10 +282,17 @@ func cpuCell(name string, perGB bool) func(s *system) string {
 			div, decimals = float64(n)/1e9, 1
 		}
 		cores := func(v float64) string { return loadgen.Num(v/div, decimals) }
-		if a.CPUSeconds < 0 {
-			return cores(a.MachineCPU) + " / - / " + cores(a.LoadgenCPU) + " / " + cores(a.MachineCPU-a.LoadgenCPU)
+		parts := []string{cores(a.MachineCPU)}
+		other := a.MachineCPU
+		for _, v := range []float64{a.CPUSeconds, a.LoadgenCPU, a.MinIOCPU, a.PostgresCPU} {
+			if v < 0 {
+				parts = append(parts, "-")
+				continue
+			}
+			parts = append(parts, cores(v))
+			other -= v
 		}
-		return cores(a.MachineCPU) + " / " + cores(a.CPUSeconds) + " / " + cores(a.LoadgenCPU) + " / " + cores(a.MachineCPU-a.CPUSeconds-a.LoadgenCPU)
+		return strings.Join(append(parts, cores(other)), " / ")
 	}
 }
 

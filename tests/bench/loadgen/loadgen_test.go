@@ -3,6 +3,7 @@ package loadgen
 import (
 	"context"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -86,6 +87,20 @@ func TestProcStats(t *testing.T) {
 	rss, err := MemoryBytes(pid, "VmRSS")
 	if err != nil || rss <= 0 {
 		t.Fatalf("VmRSS = %d, %v", rss, err)
+	}
+	withChildren, err := CPUWithChildren(pid)
+	if own, _ := CPUSeconds(pid); err != nil || withChildren < own {
+		t.Fatalf("CPUWithChildren = %v, %v; own %v", withChildren, err, own)
+	}
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := DescendantsCPU(pid)
+	_ = child.Process.Kill()
+	_ = child.Wait()
+	if _, ok := tree["sleep"]; err != nil || !ok {
+		t.Fatalf("DescendantsCPU = %v, %v; want a sleep entry", tree, err)
 	}
 	busy, total, err := MachineCPU()
 	if err != nil || busy <= 0 || total < busy {

@@ -27,17 +27,21 @@ type Probe struct {
 // snapshot is the agent's counters at one moment.
 type snapshot struct {
 	at      time.Time
-	cpu     float64 // CPU seconds; -1 when unknown
-	self    float64 // this process's CPU seconds (the load generator); -1 when unknown
-	busy    float64 // the machine's busy CPU seconds; -1 when unknown
-	metrics Metrics // nil when unknown
+	cpu     float64            // CPU seconds; -1 when unknown
+	self    float64            // this process's CPU seconds (the load generator), with exited children's; -1 when unknown
+	busy    float64            // the machine's busy CPU seconds; -1 when unknown
+	tree    map[string]float64 // CPU seconds of this process's live descendants by name (servers the harness started); nil when unknown
+	metrics Metrics            // nil when unknown
 	extra   map[string]float64
 }
 
 func (p Probe) snapshot(ctx context.Context) snapshot {
 	s := snapshot{at: time.Now(), cpu: -1, self: -1, busy: -1}
-	if v, err := CPUSeconds(os.Getpid()); err == nil {
+	if v, err := CPUWithChildren(os.Getpid()); err == nil {
 		s.self = v
+	}
+	if m, err := DescendantsCPU(os.Getpid()); err == nil {
+		s.tree = m
 	}
 	if v, _, err := MachineCPU(); err == nil {
 		s.busy = v
@@ -64,18 +68,24 @@ func (p Probe) snapshot(ctx context.Context) snapshot {
 // when the probe could not see it.
 type AgentFigures struct {
 	CPUSeconds float64 // agent CPU time used during the phase
-	// LoadgenCPU is the CPU time of this process (the load generator; for
-	// kfake also the broker) and MachineCPU that of the whole machine
-	// (every process, other users' too) during the phase; Seconds is the
-	// phase's wall time. MachineCPU/Seconds near the CPU count means the
-	// phase was bound by CPU.
+	// LoadgenCPU is the CPU time of this process (the load generator and
+	// the client programs it ran; for kfake also the broker) and
+	// MachineCPU that of the whole machine (every process, other users'
+	// too) during the phase; Seconds is the phase's wall time.
+	// MachineCPU/Seconds near the CPU count means the phase was bound by
+	// CPU.
 	LoadgenCPU, MachineCPU, Seconds float64
-	PeakRSS                         int64   // highest VmRSS sampled during the phase, bytes
-	HWM                             int64   // VmHWM at the end of the phase (peak since start)
-	Puts                            float64 // object PUTs during the phase
-	Gets                            float64 // object GETs (range reads) during the phase
-	Segments                        float64 // segments cut (silt_ingest_segments_total)
-	Commits                         float64 // segment commits (silt_ingest_commit_duration_seconds_count)
+	// MinIOCPU and PostgresCPU are the CPU time of the MinIO and Postgres
+	// servers this process started (the test harness's), -1 when none
+	// ran. What MachineCPU has beyond the agent, the load generator and
+	// these is other users of the machine.
+	MinIOCPU, PostgresCPU float64
+	PeakRSS               int64   // highest VmRSS sampled during the phase, bytes
+	HWM                   int64   // VmHWM at the end of the phase (peak since start)
+	Puts                  float64 // object PUTs during the phase
+	Gets                  float64 // object GETs (range reads) during the phase
+	Segments              float64 // segments cut (silt_ingest_segments_total)
+	Commits               float64 // segment commits (silt_ingest_commit_duration_seconds_count)
 	// SegmentBytes is the batch bytes of the segments cut
 	// (silt_ingest_segment_bytes_sum).
 	SegmentBytes float64
@@ -110,7 +120,7 @@ func (f AgentFigures) AvgSegmentBytes() float64 {
 
 // UnknownFigures are figures with nothing measured.
 func UnknownFigures() AgentFigures {
-	return AgentFigures{CPUSeconds: -1, LoadgenCPU: -1, MachineCPU: -1, Seconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1,
+	return AgentFigures{CPUSeconds: -1, LoadgenCPU: -1, MachineCPU: -1, Seconds: -1, MinIOCPU: -1, PostgresCPU: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1,
 		BytesIn: -1, BytesPut: -1, BytesGet: -1, ServerLatency: -1}
 }
 
@@ -125,6 +135,7 @@ func figures(before, after snapshot, rss *RSSPeak, pid int) AgentFigures {
 	if before.busy >= 0 && after.busy >= 0 {
 		f.MachineCPU = after.busy - before.busy
 	}
+	f.MinIOCPU, f.PostgresCPU = treeDelta(before.tree, after.tree, "minio"), treeDelta(before.tree, after.tree, "postgres")
 	f.Seconds = after.at.Sub(before.at).Seconds()
 	if rss != nil {
 		f.PeakRSS = rss.Stop()
@@ -291,4 +302,14 @@ func (r LoadResult) UploadRatio() float64 {
 		return -1
 	}
 	return r.Agent.BytesPut / float64(r.Produce.Bytes)
+}
+
+// treeDelta is the CPU seconds the named descendant processes used
+// between two snapshots, or -1 when none ran.
+func treeDelta(before, after map[string]float64, name string) float64 {
+	a, ok := after[name]
+	if !ok || before == nil {
+		return -1
+	}
+	return max(0, a-before[name])
 }
