@@ -33,6 +33,7 @@ var (
 	prodFlag    = flag.Int("producers", 4, "producer clients")
 	recSizeFlag = flag.Int("record-size", 1024, "record value size in bytes")
 	profileFlag = flag.String("profile", "", "write a CPU profile of every silt phase (from the agent's /debug/pprof) into this `directory`")
+	phasesFlag  = flag.String("phases", "", "run only the phases whose name matches this `regexp` (for experiments; the tables show what ran)")
 	systemsFlag = flag.String("systems", "kfake,dev,agent,agent-json", "comma-separated systems to measure (kfake, dev, agent, agent-json); the raw stores are measured with dev (FS) and agent (S3)")
 )
 
@@ -201,6 +202,11 @@ func TestReport(t *testing.T) {
 	}
 
 	var rawS3, rawFS rawStore
+	// The raw stores are measured at the sizes the full run's phases
+	// showed; an experiment on a few phases (-phases) leaves them out.
+	if *phasesFlag != "" {
+		dev, agent = nil, nil
+	}
 	if agent != nil {
 		logger.Info("raw object store: MinIO")
 		rawCfg := harness.S3(t)

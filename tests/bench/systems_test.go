@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"regexp"
 	"testing"
 	"time"
 
@@ -24,9 +25,12 @@ type phaseResult struct {
 	replay *loadgen.ReplayResult
 }
 
-// agent is the agent's figures of the phase (unknown for kfake).
+// agent is the agent's figures of the phase (unknown for kfake, or when
+// r is nil: a phase that did not run).
 func (r *phaseResult) agent() loadgen.AgentFigures {
 	switch {
+	case r == nil:
+		return loadgen.UnknownFigures()
 	case r.load != nil:
 		return r.load.Agent
 	case r.replay != nil:
@@ -186,6 +190,24 @@ func topicName(phase string) string {
 	return string(b)
 }
 
+// selected filters phases by -phases.
+func selected(t *testing.T, phases []phase) []phase {
+	if *phasesFlag == "" {
+		return phases
+	}
+	re, err := regexp.Compile(*phasesFlag)
+	if err != nil {
+		t.Fatalf("-phases: %v", err)
+	}
+	var out []phase
+	for _, ph := range phases {
+		if re.MatchString(ph.name) {
+			out = append(out, ph)
+		}
+	}
+	return out
+}
+
 // runKfake measures franz-go's in-memory kfake under the same load: the
 // CPU-bound reference (no storage at all).
 func runKfake(t *testing.T, p params, base loadgen.Config, phases []phase) *system {
@@ -197,7 +219,7 @@ func runKfake(t *testing.T, p params, base loadgen.Config, phases []phase) *syst
 	cfg := base
 	cfg.Brokers = c.ListenAddrs()
 	s := &system{name: "kfake", payload: base.Payload}
-	for _, ph := range phases {
+	for _, ph := range selected(t, phases) {
 		t.Logf("kfake: phase %s", ph.name)
 		r := ph.run(&phaseEnv{t: t, p: p, cfg: cfg, sys: s})
 		r.name = ph.name
@@ -217,7 +239,7 @@ func runSilt(t *testing.T, p params, base loadgen.Config, s *system, counters fu
 	}
 	defer logf.Close()
 	s.silt = true
-	for _, ph := range phases {
+	for _, ph := range selected(t, phases) {
 		t.Logf("%s: phase %s %v", s.name, ph.name, ph.flags)
 		sp := spec(ph.flags...)
 		sp.Log = logf
