@@ -42,6 +42,22 @@ func TestRandomPayloadIncompressible(t *testing.T) {
 	if r := zstdRatio(t, chunk); r < 0.99 {
 		t.Fatalf("zstd stores an 8 MiB chunk of random values at %.3f of its size, want ≥ 0.99", r)
 	}
+	// Several producers (fillers) whose walks of the pool overlap: the
+	// worst case, all starting at the same offset.
+	var mixed []byte
+	fillers := []*valueFiller{newValueFiller(PayloadRandom), newValueFiller(PayloadRandom), newValueFiller(PayloadRandom)}
+	for i := range 8192 {
+		f := fillers[i%len(fillers)]
+		if i < len(fillers) {
+			f.pos = 0
+		}
+		v := make([]byte, 1024)
+		f.fill(v)
+		mixed = append(mixed, v...)
+	}
+	if r := zstdRatio(t, mixed); r < 0.99 {
+		t.Fatalf("zstd stores values of producers walking the same pool stretch at %.3f of their size, want ≥ 0.99", r)
+	}
 	seen := map[string]bool{}
 	for _, v := range values {
 		if seen[string(v[8:])] {
