@@ -46,7 +46,7 @@ func TestEarlyCutOneProducer(t *testing.T) {
 		waitOK(t, pend)
 	}
 	p.mu.Lock()
-	waiting, idle := src.waiting, src.idle
+	waiting, idle := src.waiting, src.kind == sourceIdle
 	p.mu.Unlock()
 	if waiting != 0 || !idle {
 		t.Fatalf("after the commit: %d waiting (idle %v), want 0 (idle)", waiting, idle)
@@ -105,7 +105,11 @@ func TestEarlyCutWaitsForEveryProducer(t *testing.T) {
 	p.mu.Lock()
 	stalled := p.stalledLocked(b, time.Now().Add(cfg.FlushInterval))
 	_, cIdle := p.sources.idle[c]
+	cKind := c.kind
 	p.mu.Unlock()
+	if cKind != sourceOff {
+		t.Errorf("c idle for a flush interval: kind %d, want off (dormant)", cKind)
+	}
 	if !stalled || cIdle {
 		t.Fatalf("with c idle for a flush interval: stalled %v, c still idle %v; want true, false", stalled, cIdle)
 	}
@@ -118,6 +122,49 @@ func TestEarlyCutWaitsForEveryProducer(t *testing.T) {
 	}
 	p.mu.Unlock()
 	for _, pend := range pends {
+		waitOK(t, pend)
+	}
+}
+
+// TestEarlyCutOnlyWhenAllWaitInTheOpenSegment: a connection with
+// requests in a segment already cut is not stalled on the open one (the
+// cut segment's commit lets it send more), however many it has waiting.
+func TestEarlyCutOnlyWhenAllWaitInTheOpenSegment(t *testing.T) {
+	e := newEnv(t)
+	cfg := testConfig()
+	cfg.EarlyCutMinInterval = 0
+	cfg.FlushBytes = 8 << 10
+	gb := &gatedBucket{Bucket: e.bucket, hold: holdBig, release: make(chan struct{}), putDone: make(chan string, 16)}
+	p := start(t, cfg, e.store, gb, nil)
+	src := p.NewSource()
+	defer src.Close()
+
+	// Three of src's requests go into a segment that a big append cuts
+	// by bytes; its upload is held, so they stay waiting.
+	first := e.appendN(t, p, src, 3, 1)
+	big, err := p.Append(t.Context(), []Item{e.bigItem(0, 2), e.bigItem(1, 3)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rest := e.appendN(t, p, src, StalledRequests-1, 10)
+	p.mu.Lock()
+	waiting, kind := src.waiting, src.kind
+	p.mu.Unlock()
+	if got := earlyCuts(p); got != 0 || waiting != 3+StalledRequests-1 || kind != sourceSending {
+		t.Fatalf("%d waiting, %d of them in a cut segment: %v early cuts, kind %d; want 0, sending", waiting, 3, got, kind)
+	}
+
+	// Once the cut segment commits, src's requests all wait in the open
+	// segment; one more makes StalledRequests there and cuts it.
+	close(gb.release)
+	for _, pend := range append(first, big) {
+		waitOK(t, pend)
+	}
+	rest = append(rest, e.appendN(t, p, src, 1, 20)...)
+	if got := earlyCuts(p); got != 1 {
+		t.Fatalf("%d requests waiting, all in the open segment: %v early cuts, want 1", StalledRequests, got)
+	}
+	for _, pend := range rest {
 		waitOK(t, pend)
 	}
 }

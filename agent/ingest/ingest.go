@@ -54,16 +54,17 @@ type Config struct {
 	// EarlyCut cuts the open segment before FlushInterval when every
 	// producer connection that appended within the last FlushInterval
 	// has at least StalledRequests produce requests waiting for their
-	// commit, at least one of them in the open segment, but never sooner
-	// than EarlyCutMinInterval after the previous cut. An idempotent
-	// producer (the default in every major client) keeps at most 5
-	// requests in flight per broker: once they are appended it sends
-	// nothing more until one is answered, so waiting for the flush
-	// interval adds latency and gathers no more data. On, one producer's
-	// throughput is no longer capped at 5 requests per flush interval;
-	// the price is smaller segments (more PUTs per byte) under loads that
-	// keep every producer stalled. Connections that pass no Source to
-	// AppendFrom are not counted.
+	// commit, all of them in the open segment, but never sooner than
+	// EarlyCutMinInterval after the previous cut. An idempotent producer
+	// (the default in every major client) keeps at most 5 requests in
+	// flight per broker: once they are all in the open segment it sends
+	// nothing more until that segment commits, so waiting for the flush
+	// interval adds latency and gathers no more data. (A connection with
+	// requests in segments already cut is not stalled: their commits let
+	// it send more.) On, one producer's throughput is no longer capped at
+	// 5 requests per flush interval; the price is smaller segments (more
+	// PUTs per byte) under loads that keep every producer stalled.
+	// Connections that pass no Source to AppendFrom are not counted.
 	EarlyCut bool
 	// EarlyCutMinInterval is the least time between a cut and an early
 	// cut: the bound on the object PUT rate early cuts can cause.

@@ -75,6 +75,7 @@ type openSegment struct {
 	bytes    int
 	deadline time.Time // when the timer cuts it; set at its first byte
 	early    bool      // deadline was brought forward by the early cut
+	sources  []*Source // that appended to it (see Source)
 	reason   string
 	uploaded chan struct{} // closed when the upload finished
 	key      string
@@ -269,6 +270,7 @@ func (p *Pipeline) AppendFrom(ctx context.Context, src *Source, items []Item) (*
 func (p *Pipeline) cutLocked(reason string) {
 	s := p.open
 	p.open = newOpenSegment()
+	p.recountLocked(s)
 	if s.bytes == 0 {
 		return
 	}

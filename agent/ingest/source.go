@@ -3,19 +3,42 @@ package ingest
 import "time"
 
 // Source is one producer connection as the early cut sees it (see
-// Config.EarlyCut): how many of its appends wait for their commit, and
-// when it last appended. A connection takes one from NewSource, passes
-// it to every AppendFrom whose answer it will wait for, and closes it
-// when the connection ends. A Source is not safe for use by more than one
-// connection; its fields are guarded by its Pipeline's mu.
+// Config.EarlyCut): how many of its appends wait for their commit, how
+// many of those are in the open segment, and when it last appended. A
+// connection takes one from NewSource, passes it to every AppendFrom whose
+// answer it will wait for, and closes it when the connection ends. A
+// Source is not safe for use by more than one connection; its fields are
+// guarded by its Pipeline's mu.
 type Source struct {
 	p *Pipeline
 
-	waiting int       // appends not yet committed or failed
-	last    time.Time // the latest append
-	idle    bool      // in p.idle: waiting is 0 and last is recent
+	waiting int          // appends not yet committed or failed
+	seg     *openSegment // the segment inOpen counts for
+	inOpen  int          // appends in seg
+	last    time.Time    // the latest append
+	kind    sourceKind   // as counted in p.sources
 	closed  bool
 }
+
+// sourceKind is what a Source means for the early cut.
+type sourceKind int
+
+const (
+	// sourceOff: closed, never appended, or idle for longer than
+	// FlushInterval (dormant): not counted.
+	sourceOff sourceKind = iota
+	// sourceIdle: nothing waiting, appended within FlushInterval:
+	// answered, and probably about to send again.
+	sourceIdle
+	// sourceSending: something waiting, but more may reach the open
+	// segment before it commits: the connection may send more requests,
+	// or some of its requests wait in segments already cut, whose
+	// commits will let it send more.
+	sourceSending
+	// sourceStalled: StalledRequests or more waiting, all of them in the
+	// open segment: it sends nothing more until the open segment commits.
+	sourceStalled
+)
 
 // NewSource returns a Source for one producer connection. It costs
 // nothing until its first append.
@@ -29,65 +52,70 @@ func (s *Source) Close() {
 	}
 	s.p.mu.Lock()
 	defer s.p.mu.Unlock()
-	if s.closed {
-		return
-	}
 	s.p.leaveLocked(s)
 	s.closed = true
 }
 
-// sourceState counts sources by what they mean for the early cut. All
-// fields are guarded by Pipeline.mu.
+// sourceState counts sources by kind. All fields are guarded by
+// Pipeline.mu.
 type sourceState struct {
-	// sending counts open sources with some but fewer than
-	// StalledRequests appends waiting: they can send more, so no early
-	// cut while any exists.
+	// sending counts sourceSending sources: no early cut while any
+	// exists.
 	sending int
-	// idle holds open sources with nothing waiting that appended within
-	// FlushInterval: answered, and probably about to send again. A source
-	// idle for longer is dropped from it (dormant) and comes back with
-	// its next append, so the early cut looks at each idle source at
-	// most once per idle period.
+	// idle holds sourceIdle sources. The early cut drops those idle for
+	// longer than FlushInterval (they become sourceOff until their next
+	// append), so it looks at each idle source at most once per idle
+	// period.
 	idle map[*Source]struct{}
 }
 
-// leaveLocked takes s out of the counts of its current waiting level.
-func (p *Pipeline) leaveLocked(s *Source) {
-	if s.closed {
-		return
-	}
+// kindLocked is s's kind from its fields.
+func (p *Pipeline) kindLocked(s *Source) sourceKind {
 	switch {
+	case s.closed:
+		return sourceOff
 	case s.waiting == 0:
-		if s.idle {
-			delete(p.sources.idle, s)
-			s.idle = false
-		}
-	case s.waiting < StalledRequests:
-		p.sources.sending--
+		return sourceIdle
+	case s.waiting >= StalledRequests && s.seg == p.open && s.inOpen == s.waiting:
+		return sourceStalled
 	}
+	return sourceSending
 }
 
-// enterLocked puts s into the counts of its current waiting level.
-func (p *Pipeline) enterLocked(s *Source) {
-	if s.closed {
-		return
+// leaveLocked takes s out of the counts of the kind it was counted as.
+func (p *Pipeline) leaveLocked(s *Source) {
+	switch s.kind {
+	case sourceIdle:
+		delete(p.sources.idle, s)
+	case sourceSending:
+		p.sources.sending--
 	}
-	switch {
-	case s.waiting == 0:
+	s.kind = sourceOff
+}
+
+// enterLocked counts s as its current kind.
+func (p *Pipeline) enterLocked(s *Source) {
+	s.kind = p.kindLocked(s)
+	switch s.kind {
+	case sourceIdle:
 		if p.sources.idle == nil {
 			p.sources.idle = make(map[*Source]struct{})
 		}
 		p.sources.idle[s] = struct{}{}
-		s.idle = true
-	case s.waiting < StalledRequests:
+	case sourceSending:
 		p.sources.sending++
 	}
 }
 
-// appendedLocked counts one append of s, made at now.
+// appendedLocked counts one append of s to the open segment, made at now.
 func (p *Pipeline) appendedLocked(s *Source, now time.Time) {
 	p.leaveLocked(s)
+	if s.seg != p.open {
+		s.seg, s.inOpen = p.open, 0
+		p.open.sources = append(p.open.sources, s)
+	}
 	s.waiting++
+	s.inOpen++
 	s.last = now
 	p.enterLocked(s)
 }
@@ -99,12 +127,21 @@ func (p *Pipeline) doneLocked(s *Source) {
 	p.enterLocked(s)
 }
 
+// recountLocked recounts the sources that appended to a segment just cut:
+// their appends there no longer count as in the open segment.
+func (p *Pipeline) recountLocked(cut *openSegment) {
+	for _, s := range cut.sources {
+		p.leaveLocked(s)
+		p.enterLocked(s)
+	}
+}
+
 // stalledLocked reports whether every producer connection that counts is
-// stalled, s (which just appended to the open segment) among them: then
-// nothing more will reach the open segment until a commit answers one of
-// them, and waiting for the flush interval gathers no more data.
+// stalled on the open segment, s (which just appended to it) among them:
+// then nothing more will reach the open segment until it commits, and
+// waiting for the flush interval gathers no more data.
 func (p *Pipeline) stalledLocked(s *Source, now time.Time) bool {
-	if s == nil || s.closed || s.waiting < StalledRequests || p.sources.sending > 0 {
+	if s == nil || s.kind != sourceStalled || p.sources.sending > 0 {
 		return false
 	}
 	for i := range p.sources.idle {
@@ -112,7 +149,7 @@ func (p *Pipeline) stalledLocked(s *Source, now time.Time) bool {
 			return false
 		}
 		delete(p.sources.idle, i)
-		i.idle = false
+		i.kind = sourceOff
 	}
 	return true
 }
