@@ -33,6 +33,7 @@ var (
 	prodFlag    = flag.Int("producers", 4, "producer clients")
 	recSizeFlag = flag.Int("record-size", 1024, "record value size in bytes")
 	profileFlag = flag.String("profile", "", "write a CPU profile of every silt phase (from the agent's /debug/pprof) into this `directory`")
+	binFlag     = flag.String("silt-bin", "", "run this silt `binary` instead of building cmd/silt (before/after comparisons of another commit's build)")
 	phasesFlag  = flag.String("phases", "", "run only the phases whose name matches this `regexp` (for experiments; the tables show what ran)")
 	systemsFlag = flag.String("systems", "kfake,dev,agent,agent-json", "comma-separated systems to measure (kfake, dev, agent, agent-json); the raw stores are measured with dev (FS) and agent (S3)")
 )
@@ -151,9 +152,12 @@ func TestReport(t *testing.T) {
 	started := time.Now()
 	load1, _ := loadAverage()
 
-	bin, err := siltproc.Build(ctx, t.TempDir(), false)
-	if err != nil {
-		t.Fatal(err)
+	bin := *binFlag
+	if bin == "" {
+		var err error
+		if bin, err = siltproc.Build(ctx, t.TempDir(), false); err != nil {
+			t.Fatal(err)
+		}
 	}
 	clients := producerClients(t)
 
