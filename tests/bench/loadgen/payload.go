@@ -93,18 +93,18 @@ func (f *valueFiller) fill(v []byte) {
 	if f.pos+len(body) > len(f.pool) {
 		f.pos = f.rng.IntN(len(f.pool) - len(body) + 1)
 	}
-	copy(body, f.pool[f.pos:f.pos+len(body)])
+	src := f.pool[f.pos : f.pos+len(body)]
 	f.pos += len(body)
 	// Values of two producers may come from overlapping stretches of the
 	// pool, which a compressor would find; a per-value mask makes them
-	// differ.
+	// differ. Copy and mask in one pass.
 	mask := f.rng.Uint64()
 	i := 0
 	for ; i+8 <= len(body); i += 8 {
-		binary.LittleEndian.PutUint64(body[i:], binary.LittleEndian.Uint64(body[i:])^mask)
+		binary.LittleEndian.PutUint64(body[i:i+8], binary.LittleEndian.Uint64(src[i:i+8])^mask)
 	}
 	for ; i < len(body); i++ {
-		body[i] ^= byte(mask >> (8 * (i % 8)))
+		body[i] = src[i] ^ byte(mask>>(8*(i%8)))
 	}
 }
 
