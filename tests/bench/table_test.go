@@ -296,6 +296,44 @@ func cpuCell(name string, perGB bool) func(s *system) string {
 	}
 }
 
+// maxOther is the CPU (in cores) other users of the machine may take
+// during a phase before the report calls the phase disturbed.
+const maxOther = 0.3
+
+// disturbed lists the phases (and raw measurements) during which other
+// users of the machine took more than maxOther cores: CPU that neither
+// the system measured nor its load generator, object store or metastore
+// used.
+func disturbed(rawS3, rawFS rawStore, systems []*system) []string {
+	var out []string
+	rawOther := func(name string, r loadgen.RawResult) {
+		if r.MachineCPU < 0 || r.ClientCPU < 0 || r.Elapsed <= 0 {
+			return
+		}
+		other := r.MachineCPU - r.ClientCPU - max(0, r.MinIOCPU)
+		if cores := other / r.Elapsed.Seconds(); cores > maxOther {
+			out = append(out, fmt.Sprintf("%s (%.2f)", name, cores))
+		}
+	}
+	rawOther("raw S3 PUT", rawS3.put)
+	rawOther("raw S3 GET", rawS3.get)
+	rawOther("raw FS PUT", rawFS.put)
+	rawOther("raw FS GET", rawFS.get)
+	for _, s := range systems {
+		for i := range s.phases {
+			a := s.phases[i].agent()
+			if a.Seconds <= 0 || a.MachineCPU < 0 || a.LoadgenCPU < 0 {
+				continue
+			}
+			other := a.MachineCPU - a.LoadgenCPU - max(0, a.CPUSeconds) - max(0, a.MinIOCPU) - max(0, a.PostgresCPU)
+			if cores := other / a.Seconds; cores > maxOther {
+				out = append(out, fmt.Sprintf("%s %s (%.2f)", s.name, s.phases[i].name, cores))
+			}
+		}
+	}
+	return out
+}
+
 // earlyCutTargets adds the early cut's conditions for staying on by
 // default: it at least doubles one idempotent producer's throughput (per
 // client) and raises PUTs per GiB at saturation by at most 1.5×.
