@@ -6,7 +6,9 @@ package main
 // end-to-end latency, tail and replay consumer throughput; with --pid and
 // --metrics-url (an agent on this machine) also CPU per GB, RSS, object
 // requests and commits per segment; with --bucket the raw PUT/GET limit
-// of that bucket, at silt's segment and chunk sizes.
+// of that bucket, at silt's segment and chunk sizes. --tls and
+// --sasl-mechanism point every client at a secured listener (SSL,
+// SASL_PLAINTEXT or SASL_SSL).
 
 import (
 	"context"
@@ -38,7 +40,11 @@ type benchOptions struct {
 	out           string
 }
 
-func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
+// benchPasswordEnv holds the SASL password when --sasl-password-file is
+// not given.
+const benchPasswordEnv = "SILT_BENCH_SASL_PASSWORD"
+
+func parseBenchOptions(args []string, out io.Writer, stdin io.Reader) (benchOptions, error) {
 	o := benchOptions{load: loadgen.DefaultConfig()}
 	fs := flag.NewFlagSet("silt bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -58,6 +64,11 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 	fs.StringVar(&o.metricsURL, "metrics-url", "", "agent Prometheus `url` (http://host:9644/metrics), for object requests and commits per segment")
 	fs.StringVar(&o.bucket, "bucket", "", "also measure this bucket's raw PUT/GET (`url` as silt agent --bucket; S3 credentials from the AWS environment). Writes objects under bench-raw/")
 	fs.StringVar(&o.out, "out", "", "also write the table to this `file`")
+	useTLS := fs.Bool("tls", false, "connect over TLS (SSL and SASL_SSL listeners), trusting the system's CAs or --tls-ca-file")
+	caFile := fs.String("tls-ca-file", "", "PEM `file` of the CAs to trust (implies --tls)")
+	mech := fs.String("sasl-mechanism", "", "authenticate with SASL `mechanism` PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_PLAINTEXT and SASL_SSL listeners)")
+	user := fs.String("sasl-user", "", "SASL `user`")
+	passFile := fs.String("sasl-password-file", "", "`file` holding the SASL password (- for standard input); default "+benchPasswordEnv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(out, "Usage: silt bench [flags]\n\nFlags:")
@@ -80,6 +91,23 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 	if err := o.load.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	var password string
+	if *mech != "" {
+		p, err := readPassword(*passFile, "sasl-password-file", benchPasswordEnv, stdin)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--sasl-mechanism: %w", err))
+		}
+		password = p
+	} else if *user != "" || *passFile != "" {
+		errs = append(errs, errors.New("--sasl-user and --sasl-password-file need --sasl-mechanism"))
+	}
+	if *mech == "" || password != "" {
+		client, err := loadgen.NewClientOpts(*useTLS, *caFile, *mech, *user, password)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.load.Client = client
+	}
 	if o.rateMB < 0 {
 		errs = append(errs, fmt.Errorf("--rate %g: must not be negative", o.rateMB))
 	}
@@ -90,8 +118,8 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 }
 
 // runBench is `silt bench`: it returns the exit status.
-func runBench(args []string, stdout, stderr io.Writer) int {
-	o, err := parseBenchOptions(args, stdout)
+func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseBenchOptions(args, stdout, stdin)
 	if err != nil {
 		if errors.Is(err, errHelp) {
 			return exitOK
@@ -118,8 +146,8 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 	if o.load.MaxInflight > 0 {
 		idem = fmt.Sprintf("not idempotent, %d requests in flight", o.load.MaxInflight)
 	}
-	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (%s), %d producers, %d partitions, %d B records, %s payload, compression %s, %s per phase",
-		idem, o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Payload, o.load.Compression, o.load.Duration)}
+	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (%s), %d producers, %d partitions, %d B records, %s payload, compression %s, %s per phase, %s connections",
+		idem, o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Payload, o.load.Compression, o.load.Duration, o.load.Client)}
 	if o.metricsURL != "" {
 		tbl.Notes = append(tbl.Notes, `bytes: value bytes acknowledged (replay: received) / object bytes uploaded (replay: read), from the agent's silt_objstore_bytes_total, = ratio`)
 	}
@@ -254,7 +282,7 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 
 // topUpTopic produces, unmeasured, until the topic holds n value bytes.
 func topUpTopic(ctx context.Context, cfg loadgen.Config, n int64) error {
-	ends, err := loadgen.EndOffsets(ctx, cfg.Brokers, cfg.Topic)
+	ends, err := loadgen.EndOffsets(ctx, cfg)
 	if err != nil {
 		return err
 	}

@@ -36,7 +36,7 @@ func TestProducerClients(t *testing.T) {
 			if r.Produce.Elapsed <= 0 || r.Produce.Elapsed > time.Minute {
 				t.Fatalf("elapsed %s", r.Produce.Elapsed)
 			}
-			ends, err := loadgen.EndOffsets(t.Context(), cfg.Brokers, cfg.Topic)
+			ends, err := loadgen.EndOffsets(t.Context(), cfg)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -90,7 +90,10 @@ type phaseEnv struct {
 type phase struct {
 	name  string
 	flags []string
-	run   func(e *phaseEnv) phaseResult
+	// client is how the load generator connects in this phase
+	// (plaintext when zero).
+	client loadgen.ClientOpts
+	run    func(e *phaseEnv) phaseResult
 }
 
 // Phase names the table refers to.
@@ -99,6 +102,9 @@ const (
 	phaseHalf   = "half"
 	phaseHalf25 = "half25"
 	phaseReplay = "replay"
+	// phaseSatSecure is the saturation load through a SASL_SSL listener
+	// with SCRAM-SHA-512: the cost of TLS + SCRAM beside plaintext.
+	phaseSatSecure = "sat, TLS + SCRAM-SHA-512"
 )
 
 // singlePhase names the single-producer phase of a client, at rate
@@ -255,7 +261,7 @@ func runSilt(t *testing.T, p params, base loadgen.Config, s *system, counters fu
 			}
 		})
 		cfg := base
-		cfg.Brokers = []string{proc.Kafka}
+		cfg.Brokers, cfg.Client = []string{proc.Kafka}, ph.client
 		probe := loadgen.Probe{PID: proc.PID, MetricsURL: proc.MetricsURL(), Counters: counters}
 		stopProfile := profile(t, proc, s.name+"-"+ph.name)
 		r := ph.run(&phaseEnv{t: t, p: p, cfg: cfg, probe: probe, sys: s})
@@ -348,7 +354,7 @@ func topUp(t *testing.T, cfg loadgen.Config, p params) {
 // topicBytes is the value bytes a topic holds (every record is
 // cfg.RecordSize bytes).
 func topicBytes(t *testing.T, cfg loadgen.Config) int64 {
-	ends, err := loadgen.EndOffsets(t.Context(), cfg.Brokers, cfg.Topic)
+	ends, err := loadgen.EndOffsets(t.Context(), cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

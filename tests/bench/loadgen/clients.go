@@ -79,6 +79,11 @@ func (e External) Produce(ctx context.Context, cfg Config) (ProduceResult, error
 	if len(e.Argv) == 0 {
 		return ProduceResult{}, errors.New("external producer: no command")
 	}
+	if !cfg.Client.Plaintext() {
+		// Its protocol carries no TLS or SASL settings: running it in
+		// plaintext would measure something else than asked.
+		return ProduceResult{}, fmt.Errorf("%s producer: %s connections are not supported for external clients", e.Label, cfg.Client)
+	}
 	// The command may take a while to start and to drain its queue; the
 	// bound is on failure, not a pace.
 	ctx, cancel := context.WithTimeout(ctx, cfg.Duration+3*time.Minute)

@@ -25,6 +25,9 @@ import (
 type Config struct {
 	// Brokers are the seed addresses (host:port).
 	Brokers []string
+	// Client is how every client reaches the brokers: plaintext when
+	// zero, TLS and SASL for a secured listener.
+	Client ClientOpts
 	// Topic is produced to and consumed from; CreateTopic creates it.
 	Topic string
 	// Partitions of the topic when it is created.

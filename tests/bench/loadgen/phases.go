@@ -213,7 +213,7 @@ func RunLoad(ctx context.Context, cfg Config, probe Probe) (LoadResult, error) {
 	if err := warmup(ctx, cfg); err != nil {
 		return LoadResult{}, err
 	}
-	ends, err := EndOffsets(ctx, cfg.Brokers, cfg.Topic)
+	ends, err := EndOffsets(ctx, cfg)
 	if err != nil {
 		return LoadResult{}, err
 	}
@@ -234,7 +234,7 @@ func RunLoad(ctx context.Context, cfg Config, probe Probe) (LoadResult, error) {
 		wg     sync.WaitGroup
 	)
 	wg.Go(func() {
-		cres, cerr = Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, StartOffsets: ends, StopAt: &stopAt})
+		cres, cerr = Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Client: cfg.Client, Topic: cfg.Topic, StartOffsets: ends, StopAt: &stopAt})
 	})
 	pres, err := Produce(ctx, cfg)
 	if err != nil {
@@ -282,7 +282,7 @@ func Replay(ctx context.Context, cfg Config, bytes int64, timeout time.Duration,
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, StopAfterBytes: bytes})
+	res, err := Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Client: cfg.Client, Topic: cfg.Topic, StopAfterBytes: bytes})
 	after := probe.snapshot(ctx)
 	f := figures(before, after, rss, probe.PID)
 	if err != nil {
