@@ -84,14 +84,21 @@ type rawStore struct {
 // singleRate for latency), each with the early cut on (the default) and
 // off, and a saturation phase with it off, run on silt agent only (the
 // production shape; each costs a phase length): the early cut's
-// trade-off, measured in every report.
-func siltPhases(payload string, clients []loadgen.ProducerClient) []phase {
+// trade-off, measured in every report. With secure (silt agent only),
+// the saturation load also runs through a SASL_SSL listener with
+// SCRAM-SHA-512, beside plaintext.
+func siltPhases(payload string, clients []loadgen.ProducerClient, secure *secureListener) []phase {
 	ph := []phase{satPhase(phaseSat), halfPhase(phaseHalf)}
 	if payload == loadgen.PayloadRandom {
 		ph = append(ph, halfPhase(phaseHalf25, "--flush-interval", "25ms"))
 	}
 	if len(clients) > 0 {
 		ph = append(ph, satPhase(noEarlyCut(phaseSat), earlyCutOff...))
+	}
+	if secure != nil {
+		s := satPhase(phaseSatSecure, secure.flags...)
+		s.client = secure.client
+		ph = append(ph, s)
 	}
 	for _, c := range clients {
 		for _, rate := range []float64{0, singleRate} {
@@ -174,7 +181,7 @@ func TestReport(t *testing.T) {
 	if want["dev"] {
 		logger.Info("system: silt dev")
 		devDir := t.TempDir()
-		dev = runSilt(t, p, base, &system{name: "silt dev", payload: base.Payload}, nil, siltPhases(base.Payload, nil), func(extra ...string) siltproc.Spec {
+		dev = runSilt(t, p, base, &system{name: "silt dev", payload: base.Payload}, nil, siltPhases(base.Payload, nil, nil), func(extra ...string) siltproc.Spec {
 			args := []string{"dev", "--data-dir", devDir, "--listen", "127.0.0.1:0", "--admin-listen", "127.0.0.1:0", "--log-level", "warn"}
 			return siltproc.Spec{Bin: bin, Args: append(args, extra...)}
 		})
@@ -194,7 +201,8 @@ func TestReport(t *testing.T) {
 	if want["agent"] {
 		logger.Info("system: silt agent (Postgres + MinIO)")
 		pg := harness.Postgres(t)
-		agent = runSilt(t, p, base, &system{name: "silt agent", payload: base.Payload}, pgXids(pg), siltPhases(base.Payload, clients), agentSpec(pg, harness.S3(t)))
+		secure := newSecureListener(t, bin, pg)
+		agent = runSilt(t, p, base, &system{name: "silt agent", payload: base.Payload}, pgXids(pg), siltPhases(base.Payload, clients, secure), agentSpec(pg, harness.S3(t)))
 		systems = append(systems, agent)
 	}
 	var rawS3, rawFS rawStore
@@ -238,7 +246,7 @@ func TestReport(t *testing.T) {
 		jbase := base
 		jbase.Payload = loadgen.PayloadJSON
 		pg := harness.Postgres(t)
-		systems = append(systems, runSilt(t, p, jbase, &system{name: "silt agent, json", payload: jbase.Payload}, pgXids(pg), siltPhases(jbase.Payload, nil), agentSpec(pg, harness.S3(t))))
+		systems = append(systems, runSilt(t, p, jbase, &system{name: "silt agent, json", payload: jbase.Payload}, pgXids(pg), siltPhases(jbase.Payload, nil, nil), agentSpec(pg, harness.S3(t))))
 	}
 
 	var out bytes.Buffer

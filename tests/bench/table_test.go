@@ -162,6 +162,23 @@ func buildTable(p params, base loadgen.Config, rawS3, rawFS rawStore, systems []
 		return loadgen.MBps(r.Produce.Throughput()) + " / " + known(r.Agent.Puts, func(v float64) string { return loadgen.Num(perGiB(v, r.Produce.Bytes), 1) })
 	}))...)
 
+	// TLS + SCRAM beside plaintext: the same saturation load, its
+	// encryption done by the agent and the load generator on the same
+	// CPUs.
+	tbl.Add("saturation over TLS + SCRAM-SHA-512 (SASL_SSL): throughput (× plaintext) / CPU per GB: agent, load generator", "MB/s / CPU-s/GB", sys(true, func(s *system) string {
+		sec, plain := s.load(phaseSatSecure), s.load(phaseSat)
+		if sec == nil {
+			return ""
+		}
+		thr := loadgen.MBps(sec.Produce.Throughput())
+		if plain != nil && plain.Produce.Throughput() > 0 {
+			thr += " (" + loadgen.Ratio(sec.Produce.Throughput()/plain.Produce.Throughput()) + ")"
+		}
+		gb := float64(sec.Produce.Bytes) / 1e9
+		perGB := func(v float64) string { return known(v, func(v float64) string { return loadgen.Num(v/gb, 1) }) }
+		return thr + " / " + perGB(sec.Agent.CPUSeconds) + ", " + perGB(sec.Agent.LoadgenCPU)
+	})...)
+
 	// One idempotent producer per client, in the order the phases ran.
 	for _, name := range phaseNames(systems) {
 		client, ok := strings.CutPrefix(name, "single ")
