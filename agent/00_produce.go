@@ -18,7 +18,9 @@ package agent
 //     (so pipelined requests keep their order), and this one waits for the
 //     segment's commit, bounded by timeout_ms (REQUEST_TIMED_OUT). acks=0
 //     appends and answers nothing; acks=1 and acks=-1 both wait for the
-//     durable write (there are no replicas).
+//     durable write (there are no replicas). A connection's requests that
+//     wait count for the early cut (ingest.Config.EarlyCut): when every
+//     producer connection has 5 waiting, the segment is cut at once.
 //   - A duplicate idempotent batch is answered as success with the offset
 //     it got the first time; sequence and epoch errors as Kafka.
 //   - LogAppendTime topics: batches are stamped with the broker time (first
@@ -206,7 +208,13 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		waitCtx, cancel = context.WithTimeout(ctx, time.Duration(req.TimeoutMillis)*time.Millisecond)
 		defer cancel()
 	}
-	pend, err := a.ingest.Append(waitCtx, items)
+	// A connection waiting for its answers counts for the early cut;
+	// acks=0 requests are not waited for.
+	var src *ingest.Source
+	if req.Acks != 0 && r.conn != nil {
+		src = r.conn.producerSource()
+	}
+	pend, err := a.ingest.AppendFrom(waitCtx, src, items)
 	// Append copied the batches: drop every reference into the request
 	// frame so its memory goes (and its share of the queued request
 	// bytes with r.release) while the produce waits for the commit.

@@ -9,14 +9,15 @@ import (
 
 // benchBatches returns what one agent flush looks like: ~8 MiB of 1 KiB records
 // in batches of 16, spread over 12 partitions. clientCompressed makes every
-// batch producer-compressed (chunks stored as-is); otherwise the records are
-// JSON-like and the chunks get zstd.
-func benchBatches(b *testing.B, clientCompressed bool) (batches [][]byte, parts []int32) {
+// batch producer-compressed (chunks stored as-is); random makes the values
+// incompressible (chunks stored as-is after a probe); otherwise the records
+// are JSON-like and the chunks get zstd.
+func benchBatches(b *testing.B, clientCompressed, random bool) (batches [][]byte, parts []int32) {
 	b.Helper()
 	raw := 0 // record bytes, so both cases carry the same data
 	for i := 0; raw < 8<<20; i++ {
 		batch := segmenttest.New(segmenttest.Options{
-			Records: 16, ValueSize: 1024, JSON: true, Compressed: clientCompressed, Seed: uint64(i),
+			Records: 16, ValueSize: 1024, JSON: !random, Random: random, Compressed: clientCompressed, Seed: uint64(i),
 		})
 		batches = append(batches, batch)
 		parts = append(parts, int32(i%12))
@@ -28,11 +29,13 @@ func benchBatches(b *testing.B, clientCompressed bool) (batches [][]byte, parts 
 func benchCases() []struct {
 	name       string
 	compressed bool
+	random     bool
 } {
 	return []struct {
 		name       string
 		compressed bool
-	}{{"zstd", false}, {"none", true}}
+		random     bool
+	}{{"zstd", false, false}, {"none", true, false}, {"random", false, true}}
 }
 
 // BenchmarkWriter measures Append of one object's batches plus Finish.
@@ -40,7 +43,7 @@ func benchCases() []struct {
 func BenchmarkWriter(b *testing.B) {
 	for _, bc := range benchCases() {
 		b.Run(bc.name, func(b *testing.B) {
-			batches, parts := benchBatches(b, bc.compressed)
+			batches, parts := benchBatches(b, bc.compressed, bc.random)
 			w := segment.NewWriter()
 			for i, batch := range batches {
 				w.Append(topicA, parts[i], batch)
@@ -51,7 +54,7 @@ func BenchmarkWriter(b *testing.B) {
 				b.Fatal(err)
 			}
 			ratio := float64(w.Size()) / float64(len(obj))
-			if want := map[bool]segment.Codec{false: segment.CodecZstd, true: segment.CodecNone}[bc.compressed]; chunks[0].Codec != want {
+			if want := map[bool]segment.Codec{false: segment.CodecZstd, true: segment.CodecNone}[bc.compressed || bc.random]; chunks[0].Codec != want {
 				b.Fatalf("codec %d, want %d", chunks[0].Codec, want)
 			}
 			b.ReportAllocs()
@@ -75,7 +78,7 @@ func BenchmarkWriter(b *testing.B) {
 func BenchmarkDecode(b *testing.B) {
 	for _, bc := range benchCases() {
 		b.Run(bc.name, func(b *testing.B) {
-			batches, parts := benchBatches(b, bc.compressed)
+			batches, parts := benchBatches(b, bc.compressed, bc.random)
 			w := segment.NewWriter()
 			for i, batch := range batches {
 				w.Append(topicA, parts[i], batch)
@@ -103,7 +106,7 @@ func BenchmarkDecode(b *testing.B) {
 func BenchmarkParse(b *testing.B) {
 	for _, bc := range benchCases() {
 		b.Run(bc.name, func(b *testing.B) {
-			batches, parts := benchBatches(b, bc.compressed)
+			batches, parts := benchBatches(b, bc.compressed, bc.random)
 			w := segment.NewWriter()
 			for i, batch := range batches {
 				w.Append(topicA, parts[i], batch)

@@ -169,6 +169,10 @@ func FuzzDecodeChunk(f *testing.F) {
 
 func checkDecodeChunk(t *testing.T, chunk []byte) {
 	payload, err := segment.DecodeChunk(chunk)
+	shared, serr := segment.DecodeChunkShared(chunk)
+	if (err == nil) != (serr == nil) || !bytes.Equal(payload, shared) {
+		t.Fatalf("DecodeChunkShared disagrees with DecodeChunk: %v, %v", serr, err)
+	}
 	if err != nil {
 		if !errors.Is(err, segment.ErrCorrupt) {
 			t.Fatalf("DecodeChunk error %v is not ErrCorrupt", err)

@@ -21,6 +21,15 @@ func DecodeChunk(chunk []byte) ([]byte, error) {
 	return AppendChunk(nil, chunk)
 }
 
+// DecodeChunkShared is DecodeChunk for callers that only read the payload
+// (a read cache): a chunk stored without compression is returned as a
+// subslice of chunk instead of a copy, so chunk must not be modified while
+// the result is in use. A zstd chunk is decoded into a new buffer.
+func DecodeChunkShared(chunk []byte) ([]byte, error) {
+	out, _, err := decodeChunk(nil, chunk, true)
+	return out, err
+}
+
 // AppendChunk is DecodeChunk appending the payload to dst, for callers that
 // reuse buffers. On error it returns dst unchanged in length.
 func AppendChunk(dst, chunk []byte) ([]byte, error) {

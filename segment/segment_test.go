@@ -171,6 +171,33 @@ func TestHugeBatch(t *testing.T) {
 	}
 }
 
+// TestCodecProbe: a large chunk is judged by its first 64 KiB. Random
+// values are stored raw without a full zstd pass; JSON-like ones are
+// compressed; a chunk whose start is incompressible is stored raw even if
+// the rest would compress (the price of not compressing everything).
+func TestCodecProbe(t *testing.T) {
+	random := segmenttest.New(segmenttest.Options{Records: 200, ValueSize: 1024, Random: true, Seed: 1})
+	json := segmenttest.New(segmenttest.Options{Records: 200, ValueSize: 1024, JSON: true, Seed: 2})
+	w := segment.NewWriter()
+	in := []appended{{topicA, 0, random}, {topicA, 1, json}, {topicA, 2, random}, {topicA, 2, json}}
+	for _, a := range in {
+		w.Append(a.topic, a.partition, a.batch)
+	}
+	obj, chunks, err := w.Finish()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkObject(t, obj, chunks, in)
+	for i, want := range []segment.Codec{segment.CodecNone, segment.CodecZstd, segment.CodecNone} {
+		if chunks[i].RawLength <= 128<<10 {
+			t.Fatalf("partition %d: %d raw bytes, too small to be probed", chunks[i].Partition, chunks[i].RawLength)
+		}
+		if chunks[i].Codec != want {
+			t.Errorf("partition %d: codec %d, want %d", chunks[i].Partition, chunks[i].Codec, want)
+		}
+	}
+}
+
 func TestCodecChoice(t *testing.T) {
 	compressed := segmenttest.New(segmenttest.Options{Records: 50, ValueSize: 200, Compressed: true})
 	plain := segmenttest.New(segmenttest.Options{Records: 50, ValueSize: 200})

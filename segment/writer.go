@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sync"
 	"sync/atomic"
+
+	"github.com/klauspost/compress/zstd"
 )
 
 // partKey identifies one partition's chunk.
@@ -47,6 +49,28 @@ func (p *partBuf) codec() Codec {
 		return CodecZstd
 	}
 	return CodecNone
+}
+
+// probeLen is the sample compress tries on a larger chunk before the
+// whole: a chunk whose first probeLen bytes zstd does not shrink by 1/32
+// is stored as is. Incompressible payloads (random or encrypted values,
+// media) otherwise cost a full zstd pass and an output buffer of their
+// size for nothing, about a tenth of the agent's CPU at saturation. A
+// chunk that starts incompressible and compresses later is stored
+// uncompressed: a cost in storage, not in correctness.
+const probeLen = 64 << 10
+
+// encode sets p.zstd to p.raw compressed, or leaves it empty when a
+// sample shows compressing would not pay (see probeLen).
+func (p *partBuf) encode(enc *zstd.Encoder) {
+	if len(p.raw) > 2*probeLen {
+		p.zstd = enc.EncodeAll(p.raw[:probeLen], p.zstd[:0])
+		if len(p.zstd) >= probeLen-probeLen/32 {
+			p.zstd = p.zstd[:0]
+			return
+		}
+	}
+	p.zstd = enc.EncodeAll(p.raw, p.zstd[:0])
 }
 
 // stored is the chunk payload as Finish writes it.
@@ -267,8 +291,7 @@ func (w *Writer) compress() {
 	workers := min(runtime.GOMAXPROCS(0), len(todo))
 	if total < parallelMin || workers < 2 {
 		for _, i := range todo {
-			p := &w.parts[i]
-			p.zstd = enc.EncodeAll(p.raw, p.zstd)
+			w.parts[i].encode(enc)
 		}
 		return
 	}
@@ -281,8 +304,7 @@ func (w *Writer) compress() {
 				if j >= len(todo) {
 					return
 				}
-				p := &w.parts[todo[j]]
-				p.zstd = enc.EncodeAll(p.raw, p.zstd)
+				w.parts[todo[j]].encode(enc)
 			}
 		})
 	}

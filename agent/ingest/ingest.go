@@ -51,19 +51,46 @@ type Config struct {
 	// with a retriable error.
 	UploadTimeout time.Duration
 	CommitTimeout time.Duration
+	// EarlyCut cuts the open segment before FlushInterval when every
+	// producer connection that appended within the last FlushInterval
+	// has at least StalledRequests produce requests waiting for their
+	// commit, all of them in the open segment, but never sooner than
+	// EarlyCutMinInterval after the previous cut. An idempotent producer
+	// (the default in every major client) keeps at most 5 requests in
+	// flight per broker: once they are all in the open segment it sends
+	// nothing more until that segment commits, so waiting for the flush
+	// interval adds latency and gathers no more data. (A connection with
+	// requests in segments already cut is not stalled: their commits let
+	// it send more.) On, one producer's throughput is no longer capped at
+	// 5 requests per flush interval; the price is smaller segments (more
+	// PUTs per byte) under loads that keep every producer stalled.
+	// Connections that pass no Source to AppendFrom are not counted.
+	EarlyCut bool
+	// EarlyCutMinInterval is the least time between a cut and an early
+	// cut: the bound on the object PUT rate early cuts can cause.
+	EarlyCutMinInterval time.Duration
 }
 
-// DefaultConfig returns the defaults: 8 MiB or 250 ms segments, 64 MiB of
+// StalledRequests is how many produce requests a connection has waiting
+// for their commit when the early cut counts it as stalled: the most an
+// idempotent producer keeps in flight per broker (Kafka's limit for
+// max.in.flight.requests.per.connection with idempotence).
+const StalledRequests = 5
+
+// DefaultConfig returns the defaults: 8 MiB or 250 ms segments, cut early
+// (at most every 50 ms) when every producer is stalled, 64 MiB of
 // buffered data, 4 concurrent uploads.
 func DefaultConfig() Config {
 	return Config{
-		FlushBytes:        8 << 20,
-		FlushInterval:     250 * time.Millisecond,
-		MaxBufferedBytes:  64 << 20,
-		UploadConcurrency: 4,
-		KeyPrefix:         "segments/",
-		UploadTimeout:     30 * time.Second,
-		CommitTimeout:     10 * time.Second,
+		FlushBytes:          8 << 20,
+		FlushInterval:       250 * time.Millisecond,
+		MaxBufferedBytes:    64 << 20,
+		UploadConcurrency:   4,
+		KeyPrefix:           "segments/",
+		UploadTimeout:       30 * time.Second,
+		CommitTimeout:       10 * time.Second,
+		EarlyCut:            true,
+		EarlyCutMinInterval: 50 * time.Millisecond,
 	}
 }
 
@@ -92,6 +119,9 @@ func (c Config) Validate() error {
 	}
 	if c.CommitTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("commit timeout %s: must be positive", c.CommitTimeout))
+	}
+	if c.EarlyCutMinInterval < 0 {
+		errs = append(errs, fmt.Errorf("early cut min interval %s: must not be negative", c.EarlyCutMinInterval))
 	}
 	return errors.Join(errs...)
 }

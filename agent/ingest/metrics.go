@@ -25,7 +25,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 		}),
 		segments: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "silt_ingest_segments_total",
-			Help: "Segments cut, by reason (bytes: full, time: flush interval, backpressure: produce blocked on the buffered-bytes bound, close).",
+			Help: "Segments cut, by reason (bytes: full, time: flush interval, early: every producer stalled on it, backpressure: produce blocked on the buffered-bytes bound, close).",
 		}, []string{"reason"}),
 		buffered: prometheus.NewGauge(prometheus.GaugeOpts{
 			Name: "silt_ingest_buffered_bytes",
@@ -53,7 +53,7 @@ func newMetrics(reg prometheus.Registerer) (*metrics, error) {
 	}
 	// Create every series up front so dashboards and alerts see zeros,
 	// not gaps, before the first cut or failure.
-	for _, reason := range []string{"bytes", "time", "backpressure", "close"} {
+	for _, reason := range []string{"bytes", "time", "early", "backpressure", "close"} {
 		m.segments.WithLabelValues(reason)
 	}
 	for _, stage := range []string{"encode", "pending", "upload", "commit"} {

@@ -38,7 +38,8 @@ type Pending struct {
 	results []metastore.BatchResult
 	err     error
 	started time.Time
-	n       int // items
+	n       int     // items
+	src     *Source // the connection waiting for it; nil when not counted
 }
 
 // Wait returns the commit result of each appended item, in Append order, or
@@ -73,6 +74,8 @@ type openSegment struct {
 	perTP    map[metastore.TopicPartition]int
 	bytes    int
 	deadline time.Time // when the timer cuts it; set at its first byte
+	early    bool      // deadline was brought forward by the early cut
+	sources  []*Source // that appended to it (see Source)
 	reason   string
 	uploaded chan struct{} // closed when the upload finished
 	key      string
@@ -106,7 +109,8 @@ type Pipeline struct {
 	stop      chan struct{} // closed by Close after the final cut
 	wg        sync.WaitGroup
 
-	// mu guards open, queue, buffered, space, lastCut and closed.
+	// mu guards open, queue, buffered, space, lastCut, closed, sources
+	// and every Source's fields.
 	mu       sync.Mutex
 	open     *openSegment
 	lastCut  time.Time      // when the previous segment was cut; zero before the first
@@ -114,6 +118,7 @@ type Pipeline struct {
 	buffered int            // bytes appended, not yet committed or failed
 	space    chan struct{}  // closed and replaced when buffered shrinks
 	closed   bool
+	sources  sourceState
 }
 
 // Hooks are the pipeline's calls out to the rest of the agent. Both run on
@@ -178,6 +183,13 @@ func New(cfg Config, store metastore.Store, bucket objstore.Bucket, logger *slog
 // until ctx ends). The returned Pending completes when the segment is
 // committed or has failed.
 func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
+	return p.AppendFrom(ctx, nil, items)
+}
+
+// AppendFrom is Append for a producer connection that will wait for the
+// Pending: src counts the append until it completes (see Config.EarlyCut).
+// A nil src is Append.
+func (p *Pipeline) AppendFrom(ctx context.Context, src *Source, items []Item) (*Pending, error) {
 	size := 0
 	for i := range items {
 		size += len(items[i].Batch)
@@ -185,7 +197,7 @@ func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
 	if size > segment.MaxChunkRawLength/2 {
 		return nil, fmt.Errorf("%w: %d bytes", ErrTooLarge, size)
 	}
-	pend := &Pending{done: make(chan struct{}), started: time.Now(), n: len(items)}
+	pend := &Pending{done: make(chan struct{}), started: time.Now(), n: len(items), src: src}
 	if len(items) == 0 {
 		close(pend.done)
 		return pend, nil
@@ -221,8 +233,9 @@ func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
 	}
 
 	s := p.open
+	now := time.Now()
 	if s.bytes == 0 {
-		s.deadline = cutDeadline(time.Now(), p.lastCut, p.cfg.FlushInterval)
+		s.deadline = cutDeadline(now, p.lastCut, p.cfg.FlushInterval)
 		select {
 		case p.arm <- struct{}{}:
 		default:
@@ -240,8 +253,13 @@ func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
 	s.bytes += size
 	p.buffered += size
 	p.m.buffered.Set(float64(p.buffered))
+	if src != nil {
+		p.appendedLocked(src, now)
+	}
 	if s.bytes >= p.cfg.FlushBytes {
 		p.cutLocked("bytes")
+	} else {
+		p.earlyCutLocked(src, now)
 	}
 	p.mu.Unlock()
 	return pend, nil
@@ -252,6 +270,7 @@ func (p *Pipeline) Append(ctx context.Context, items []Item) (*Pending, error) {
 func (p *Pipeline) cutLocked(reason string) {
 	s := p.open
 	p.open = newOpenSegment()
+	p.recountLocked(s)
 	if s.bytes == 0 {
 		return
 	}
@@ -318,7 +337,11 @@ func (p *Pipeline) timerLoop() {
 		if p.open.bytes > 0 {
 			wait = time.Until(p.open.deadline)
 			if wait <= 0 {
-				p.cutLocked("time")
+				reason := "time"
+				if p.open.early {
+					reason = "early"
+				}
+				p.cutLocked(reason)
 				wait = 0
 			}
 		}
@@ -518,25 +541,38 @@ func (p *Pipeline) complete(s *openSegment, rows []metastore.BatchAppend, result
 	for i, ref := range s.items {
 		ref.pending.results[ref.index] = results[i]
 	}
+	p.mu.Lock()
+	p.releaseLocked(s.bytes)
+	p.sourcesDoneLocked(s)
+	p.mu.Unlock()
 	now := time.Now()
 	for _, pend := range s.pendings {
 		p.m.produceLatency.Observe(now.Sub(pend.started).Seconds())
 		close(pend.done)
 	}
-	p.mu.Lock()
-	p.releaseLocked(s.bytes)
-	p.mu.Unlock()
+}
+
+// sourcesDoneLocked counts every append of s as done for its source.
+// It runs before the appends' Pendings complete, so a connection's next
+// request, sent once it has the answer, finds its count already lowered.
+func (p *Pipeline) sourcesDoneLocked(s *openSegment) {
+	for _, pend := range s.pendings {
+		if pend.src != nil {
+			p.doneLocked(pend.src)
+		}
+	}
 }
 
 func (p *Pipeline) fail(s *openSegment, err error) {
 	err = fmt.Errorf("%w: %w", ErrSegmentFailed, err)
+	p.mu.Lock()
+	p.releaseLocked(s.bytes)
+	p.sourcesDoneLocked(s)
+	p.mu.Unlock()
 	for _, pend := range s.pendings {
 		pend.err = err
 		close(pend.done)
 	}
-	p.mu.Lock()
-	p.releaseLocked(s.bytes)
-	p.mu.Unlock()
 }
 
 // Close cuts and commits what is buffered, answers it, and stops every

@@ -6,7 +6,9 @@ package main
 // end-to-end latency, tail and replay consumer throughput; with --pid and
 // --metrics-url (an agent on this machine) also CPU per GB, RSS, object
 // requests and commits per segment; with --bucket the raw PUT/GET limit
-// of that bucket, at silt's segment and chunk sizes.
+// of that bucket, at silt's segment and chunk sizes. --tls and
+// --sasl-mechanism point every client at a secured listener (SSL,
+// SASL_PLAINTEXT or SASL_SSL).
 
 import (
 	"context"
@@ -38,7 +40,11 @@ type benchOptions struct {
 	out           string
 }
 
-func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
+// benchPasswordEnv holds the SASL password when --sasl-password-file is
+// not given.
+const benchPasswordEnv = "SILT_BENCH_SASL_PASSWORD"
+
+func parseBenchOptions(args []string, out io.Writer, stdin io.Reader) (benchOptions, error) {
 	o := benchOptions{load: loadgen.DefaultConfig()}
 	fs := flag.NewFlagSet("silt bench", flag.ContinueOnError)
 	fs.SetOutput(io.Discard)
@@ -50,6 +56,7 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 	fs.DurationVar(&o.load.Duration, "duration", o.load.Duration, "length of each produce `phase`")
 	fs.Float64Var(&o.rateMB, "rate", 0, "produce rate in `MB/s` for the latency run; 0 measures saturation first and uses half of it")
 	fs.StringVar(&o.load.Compression, "compression", o.load.Compression, "producer `codec`: none, gzip, snappy, lz4, zstd")
+	fs.StringVar(&o.load.Payload, "payload", o.load.Payload, "record values: `random` (incompressible, distinct per record: storage figures measure storage) or json (JSON-like events, realistic compressibility)")
 	fs.IntVar(&o.load.MaxInflight, "max-inflight", 0, "produce requests in `count` in flight per broker with idempotence disabled; 0 keeps the idempotent default (at most 5)")
 	fs.DurationVar(&o.flushInterval, "flush-interval", ingest.DefaultConfig().FlushInterval, "the cluster's flush `interval`, for the latency target")
 	fs.StringVar(&o.replay, "replay-bytes", "0", "replay this `size` of the saturation topic from its start (e.g. 1GiB; 0 skips); caches are whatever the cluster has")
@@ -57,6 +64,11 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 	fs.StringVar(&o.metricsURL, "metrics-url", "", "agent Prometheus `url` (http://host:9644/metrics), for object requests and commits per segment")
 	fs.StringVar(&o.bucket, "bucket", "", "also measure this bucket's raw PUT/GET (`url` as silt agent --bucket; S3 credentials from the AWS environment). Writes objects under bench-raw/")
 	fs.StringVar(&o.out, "out", "", "also write the table to this `file`")
+	useTLS := fs.Bool("tls", false, "connect over TLS (SSL and SASL_SSL listeners), trusting the system's CAs or --tls-ca-file")
+	caFile := fs.String("tls-ca-file", "", "PEM `file` of the CAs to trust (implies --tls)")
+	mech := fs.String("sasl-mechanism", "", "authenticate with SASL `mechanism` PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512 (SASL_PLAINTEXT and SASL_SSL listeners)")
+	user := fs.String("sasl-user", "", "SASL `user`")
+	passFile := fs.String("sasl-password-file", "", "`file` holding the SASL password (- for standard input); default "+benchPasswordEnv)
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(out, "Usage: silt bench [flags]\n\nFlags:")
@@ -79,6 +91,23 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 	if err := o.load.Validate(); err != nil {
 		errs = append(errs, err)
 	}
+	var password string
+	if *mech != "" {
+		p, err := readPassword(*passFile, "sasl-password-file", benchPasswordEnv, stdin)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("--sasl-mechanism: %w", err))
+		}
+		password = p
+	} else if *user != "" || *passFile != "" {
+		errs = append(errs, errors.New("--sasl-user and --sasl-password-file need --sasl-mechanism"))
+	}
+	if *mech == "" || password != "" {
+		client, err := loadgen.NewClientOpts(*useTLS, *caFile, *mech, *user, password)
+		if err != nil {
+			errs = append(errs, err)
+		}
+		o.load.Client = client
+	}
 	if o.rateMB < 0 {
 		errs = append(errs, fmt.Errorf("--rate %g: must not be negative", o.rateMB))
 	}
@@ -89,8 +118,8 @@ func parseBenchOptions(args []string, out io.Writer) (benchOptions, error) {
 }
 
 // runBench is `silt bench`: it returns the exit status.
-func runBench(args []string, stdout, stderr io.Writer) int {
-	o, err := parseBenchOptions(args, stdout)
+func runBench(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	o, err := parseBenchOptions(args, stdout, stdin)
 	if err != nil {
 		if errors.Is(err, errHelp) {
 			return exitOK
@@ -117,8 +146,11 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 	if o.load.MaxInflight > 0 {
 		idem = fmt.Sprintf("not idempotent, %d requests in flight", o.load.MaxInflight)
 	}
-	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (%s), %d producers, %d partitions, %d B records, compression %s, %s per phase",
-		idem, o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Compression, o.load.Duration)}
+	tbl.Notes = []string{fmt.Sprintf("load: franz-go, acks=all (%s), %d producers, %d partitions, %d B records, %s payload, compression %s, %s per phase, %s connections",
+		idem, o.load.Producers, o.load.Partitions, o.load.RecordSize, o.load.Payload, o.load.Compression, o.load.Duration, o.load.Client)}
+	if o.metricsURL != "" {
+		tbl.Notes = append(tbl.Notes, `bytes: value bytes acknowledged (replay: received) / object bytes uploaded (replay: read), from the agent's silt_objstore_bytes_total, = ratio`)
+	}
 
 	var sat *loadgen.LoadResult
 	rate := o.rateMB * 1e6
@@ -195,10 +227,17 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 		tbl.Add("agent-side produce latency mean (append→commit)", "ms", "", loadgen.Num(v*1000, 1))
 	}
 	tbl.Add("end-to-end latency p50 / p99", "ms", "", quant(half.Consume.EndToEnd, 0.5)+" / "+quant(half.Consume.EndToEnd, 0.99))
+	if o.metricsURL != "" {
+		if sat != nil {
+			tbl.Add("bytes produced / uploaded (saturation)", "MiB", "", bytesRatio(sat.Produce.Bytes, sat.Agent.BytesPut))
+		}
+		tbl.Add("bytes produced / uploaded (latency run)", "MiB", "", bytesRatio(half.Produce.Bytes, half.Agent.BytesPut))
+	}
 	if replay != nil {
 		tbl.Add("replay throughput (not necessarily cold)", "MB/s", "", loadgen.MBps(replay.Consume.Throughput()))
 		if replay.Agent.Gets >= 0 {
 			tbl.Add("object GETs per GiB replayed", "GET/GiB", "", loadgen.Num(replay.Agent.Gets/(float64(replay.Consume.Bytes)/(1<<30)), 1))
+			tbl.Add("bytes replayed / read from the object store", "MiB", "", bytesRatio(replay.Consume.Bytes, replay.Agent.BytesGet))
 		}
 	}
 
@@ -243,7 +282,7 @@ func bench(ctx context.Context, o benchOptions, stdout io.Writer, logger *slog.L
 
 // topUpTopic produces, unmeasured, until the topic holds n value bytes.
 func topUpTopic(ctx context.Context, cfg loadgen.Config, n int64) error {
-	ends, err := loadgen.EndOffsets(ctx, cfg.Brokers, cfg.Topic)
+	ends, err := loadgen.EndOffsets(ctx, cfg)
 	if err != nil {
 		return err
 	}
@@ -283,6 +322,15 @@ func rawBucket(ctx context.Context, o benchOptions, logger *slog.Logger) (put, g
 		}
 	}
 	return put, get, err
+}
+
+// bytesRatio formats "logical / stored = ratio" in MiB; stored is -1
+// when the agent's metrics were not read.
+func bytesRatio(logical int64, stored float64) string {
+	if stored < 0 || logical <= 0 {
+		return "?"
+	}
+	return fmt.Sprintf("%.0f / %.0f = %.3f", float64(logical)/(1<<20), stored/(1<<20), stored/float64(logical))
 }
 
 func quant(s *loadgen.Samples, q float64) string {

@@ -60,7 +60,7 @@ func run(args []string, stdout, stderr io.Writer) int {
 		defer stop()
 		return serve(ctx, stop, opts, stdout, stderr)
 	case "bench":
-		return runBench(rest, stdout, stderr)
+		return runBench(rest, os.Stdin, stdout, stderr)
 	case "storage":
 		return runStorage(rest, stdout, stderr)
 	case "user":

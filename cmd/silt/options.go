@@ -34,6 +34,8 @@ type options struct {
 
 	flushBytes       byteSize
 	flushInterval    time.Duration
+	earlyCut         bool
+	earlyCutMin      time.Duration
 	maxBufferedBytes byteSize
 	maxQueuedBytes   byteSize
 	cacheDir         string
@@ -115,6 +117,8 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	o.maxQueuedBytes = byteSize(agent.DefaultConfig().QueuedRequestBytes)
 	fs.Var(&o.flushBytes, "flush-bytes", "cut a segment object once it holds this `size` of batches (e.g. 512KiB, 8MiB)")
 	fs.DurationVar(&o.flushInterval, "flush-interval", ingestDef.FlushInterval, "cut a segment object this `duration` after its first byte, or after the previous cut under continuous traffic: the produce latency floor")
+	fs.BoolVar(&o.earlyCut, "early-cut", ingestDef.EarlyCut, "cut a segment before --flush-interval when every producer connection has 5 produce requests waiting on it (an idempotent producer's limit): more throughput for few producers, smaller segments when every producer is stalled")
+	fs.DurationVar(&o.earlyCutMin, "early-cut-min-interval", ingestDef.EarlyCutMinInterval, "least `duration` between a cut and an early cut (bounds the PUT rate early cuts can cause)")
 	fs.Var(&o.maxBufferedBytes, "max-buffered-bytes", "produce data (`size`) buffered but not yet committed before producers are slowed down")
 	fs.Var(&o.maxQueuedBytes, "max-queued-request-bytes", "request frames (`size`) read but not yet taken in before the agent stops reading produce data (queued.max.request.bytes; frames under 16KiB are not counted)")
 	str(&o.cacheDir, "cache-dir", "", "`directory` of the read cache on disk, emptied at start (dev default: <data-dir>/cache; agent default: none, memory only)")
@@ -234,6 +238,9 @@ func (o options) validate() error {
 	}
 	if o.flushInterval <= 0 {
 		bad("flush-interval", "%s: must be positive", o.flushInterval)
+	}
+	if o.earlyCutMin < 0 {
+		bad("early-cut-min-interval", "%s: must not be negative", o.earlyCutMin)
 	}
 	if o.maxBufferedBytes <= 0 || o.maxBufferedBytes > maxInt32Size*64 {
 		bad("max-buffered-bytes", "%s: must be positive and at most 128GiB", &o.maxBufferedBytes)

@@ -68,6 +68,8 @@ func TestInvalidConfigurationNamesTheFlag(t *testing.T) {
 		{[]string{"--flush-bytes", "0"}, nil, "--flush-bytes"},
 		{[]string{"--flush-bytes", "12 parsecs"}, nil, "flush-bytes"},
 		{[]string{"--flush-interval", "-1s"}, nil, "--flush-interval"},
+		{[]string{"--early-cut-min-interval", "-1ms"}, nil, "--early-cut-min-interval"},
+		{nil, map[string]string{"SILT_EARLY_CUT": "maybe"}, "SILT_EARLY_CUT (for --early-cut)"},
 		{[]string{"--flush-bytes", "8MiB", "--max-buffered-bytes", "1MiB"}, nil, "--max-buffered-bytes"},
 		{[]string{"--max-queued-request-bytes", "512KiB"}, nil, "--max-queued-request-bytes"},
 		{[]string{"--default-partitions", "0"}, nil, "--default-partitions"},

@@ -13,6 +13,8 @@ import (
 func applyTuning(cfg *agent.Config, o options, cacheDir string) {
 	cfg.Ingest.FlushBytes = int(o.flushBytes)
 	cfg.Ingest.FlushInterval = o.flushInterval
+	cfg.Ingest.EarlyCut = o.earlyCut
+	cfg.Ingest.EarlyCutMinInterval = o.earlyCutMin
 	cfg.Ingest.MaxBufferedBytes = int(o.maxBufferedBytes)
 	cfg.QueuedRequestBytes = int64(o.maxQueuedBytes)
 	cfg.Fetch.CacheDir = cacheDir

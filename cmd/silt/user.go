@@ -74,7 +74,7 @@ sets it too.
 	}
 	switch cmd {
 	case "create":
-		password, err := readPassword(*passFile, stdin)
+		password, err := readPassword(*passFile, "password-file", "SILT_USER_PASSWORD", stdin)
 		if err != nil {
 			fmt.Fprintf(stderr, "silt user create: %v\n", err)
 			return exitUsage
@@ -120,15 +120,16 @@ sets it too.
 	return exitOK
 }
 
-// readPassword reads the password from file ("-": stdin) or
-// SILT_USER_PASSWORD; one trailing newline is dropped.
-func readPassword(file string, stdin io.Reader) (string, error) {
+// readPassword reads the password from file ("-": stdin), given by the
+// flag named flagName, or else from the environment variable envVar
+// (SILT_USER_PASSWORD for silt user); one trailing newline is dropped.
+func readPassword(file, flagName, envVar string, stdin io.Reader) (string, error) {
 	var raw []byte
 	switch file {
 	case "":
-		p, ok := os.LookupEnv("SILT_USER_PASSWORD")
+		p, ok := os.LookupEnv(envVar)
 		if !ok || p == "" {
-			return "", errors.New("no password: use --password-file or SILT_USER_PASSWORD")
+			return "", fmt.Errorf("no password: use --%s or %s", flagName, envVar)
 		}
 		return p, nil
 	case "-":

@@ -84,11 +84,12 @@ func TestLifecycleReport(t *testing.T) {
 		t.Fatal(err)
 	}
 	pool := randomPool(t)
+	load, _ := loadAverage()
 	rep := &lifecycleReport{lines: []string{"# Storage lifecycle benchmarks", "",
 		fmt.Sprintf("`make bench` (TestLifecycleReport), %s, %d cores, load average at the start %s. "+
 			"silt agent on Postgres + MinIO, values of distinct random bytes; every read is cold "+
 			"(a fresh agent process and cache). Ratios compare figures of this one run.",
-			time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeCPUs(), loadAverage())}}
+			time.Now().UTC().Format("2006-01-02 15:04 UTC"), runtimeCPUs(), load)}}
 
 	t.Run("log-compaction", func(t *testing.T) { benchLogCompaction(t, newLifecycleAgent(t, bin), pool, rep) })
 	t.Run("replay-after-compaction", func(t *testing.T) {
@@ -688,16 +689,4 @@ func runtimeCPUs() int {
 		return 0
 	}
 	return strings.Count(string(b), "processor\t:")
-}
-
-func loadAverage() string {
-	b, err := os.ReadFile("/proc/loadavg")
-	if err != nil {
-		return "unknown"
-	}
-	f := strings.Fields(string(b))
-	if len(f) < 3 {
-		return "unknown"
-	}
-	return strings.Join(f[:3], " ")
 }

@@ -13,6 +13,7 @@ import (
 // ConsumeConfig is one consumer's run.
 type ConsumeConfig struct {
 	Brokers []string
+	Client  ClientOpts
 	Topic   string
 	// StopAfterBytes ends the run once this many value bytes arrived;
 	// 0 runs until ctx ends.
@@ -50,7 +51,7 @@ func (r ConsumeResult) Throughput() float64 {
 // StopAfterBytes arrived. It returns what was received; ctx ending is
 // not an error.
 func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeResult, error) {
-	opts := []kgo.Opt{kgo.SeedBrokers(cfg.Brokers...), kgo.ClientID("silt-bench-consumer")}
+	opts := append(cfg.Client.kgoOpts(cfg.Brokers), kgo.ClientID("silt-bench-consumer"))
 	if cfg.StartOffsets != nil {
 		parts := map[int32]kgo.Offset{}
 		for p, o := range cfg.StartOffsets {

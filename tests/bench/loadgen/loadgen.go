@@ -8,7 +8,10 @@
 //
 // Every record value starts with the producer's wall-clock send time
 // (8 bytes, big-endian Unix nanoseconds), so a consumer in the same
-// process measures end-to-end latency without a side channel.
+// process measures end-to-end latency without a side channel. The rest
+// of the value is incompressible and distinct per record by default
+// (PayloadRandom), so figures about storage measure storage; PayloadJSON
+// gives realistic compressibility instead (payload.go).
 package loadgen
 
 import (
@@ -22,6 +25,9 @@ import (
 type Config struct {
 	// Brokers are the seed addresses (host:port).
 	Brokers []string
+	// Client is how every client reaches the brokers: plaintext when
+	// zero, TLS and SASL for a secured listener.
+	Client ClientOpts
 	// Topic is produced to and consumed from; CreateTopic creates it.
 	Topic string
 	// Partitions of the topic when it is created.
@@ -54,9 +60,21 @@ type Config struct {
 	// produce latency above the flush interval.
 	MaxInflight int
 	// Compression is the producer batch codec: none, gzip, snappy, lz4 or
-	// zstd. The values are random bytes, so compression only costs CPU;
-	// none is the default so MB/s means bytes on the wire.
+	// zstd. none is the default so MB/s means bytes on the wire (and, with
+	// the random payload, bytes stored).
 	Compression string
+	// Payload is how values are filled: PayloadRandom (the default,
+	// incompressible and distinct per record) or PayloadJSON (JSON-like
+	// events with realistic compressibility). Empty means PayloadRandom.
+	Payload string
+	// ClientDefaults makes each producer client take the library's
+	// defaults for everything but brokers, topic and client id
+	// (MaxBufferedRecords, MaxInflight and Compression are ignored):
+	// the single-producer figures measure what an application gets
+	// without tuning. franz-go's defaults: idempotent, acks=all, 5
+	// requests in flight per broker, linger 10 ms, snappy, 50000
+	// buffered records.
+	ClientDefaults bool
 	// Logger receives progress lines; nil discards them.
 	Logger *slog.Logger
 }
@@ -73,6 +91,7 @@ func DefaultConfig() Config {
 		Duration:           10 * time.Second,
 		MaxBufferedRecords: 64 << 10,
 		Compression:        "none",
+		Payload:            PayloadRandom,
 	}
 }
 
@@ -109,7 +128,17 @@ func (c Config) Validate() error {
 	if _, err := codec(c.Compression); err != nil {
 		errs = append(errs, err)
 	}
+	if err := validPayload(c.payload()); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+func (c Config) payload() string {
+	if c.Payload == "" {
+		return PayloadRandom
+	}
+	return c.Payload
 }
 
 func (c Config) logger() *slog.Logger {

@@ -2,7 +2,9 @@ package loadgen
 
 import (
 	"context"
+	"crypto/tls"
 	"os"
+	"os/exec"
 	"strings"
 	"testing"
 	"time"
@@ -10,6 +12,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/goleak"
 
+	"github.com/siltdata/silt/auth/tlsconf/tlstest"
 	"github.com/siltdata/silt/segment/objstore"
 )
 
@@ -87,6 +90,24 @@ func TestProcStats(t *testing.T) {
 	if err != nil || rss <= 0 {
 		t.Fatalf("VmRSS = %d, %v", rss, err)
 	}
+	withChildren, err := CPUWithChildren(pid)
+	if own, _ := CPUSeconds(pid); err != nil || withChildren < own {
+		t.Fatalf("CPUWithChildren = %v, %v; own %v", withChildren, err, own)
+	}
+	child := exec.Command("sleep", "30")
+	if err := child.Start(); err != nil {
+		t.Fatal(err)
+	}
+	tree, err := DescendantsCPU(pid)
+	_ = child.Process.Kill()
+	_ = child.Wait()
+	if _, ok := tree["sleep"]; err != nil || !ok {
+		t.Fatalf("DescendantsCPU = %v, %v; want a sleep entry", tree, err)
+	}
+	busy, total, err := MachineCPU()
+	if err != nil || busy <= 0 || total < busy {
+		t.Fatalf("MachineCPU = %v busy of %v, %v", busy, total, err)
+	}
 	w := WatchRSS(t.Context(), pid, time.Millisecond)
 	if peak := w.Stop(); peak <= 0 {
 		t.Fatalf("peak RSS %d", peak)
@@ -148,7 +169,7 @@ func TestRawStoreFS(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if put.Ops == 0 || int64(len(keys)) != put.Ops || put.Latency.Len() != int(put.Ops) || put.Bytes != put.Ops*int64(cfg.ObjectSize) {
+	if put.Ops == 0 || int64(len(keys)) != put.Ops || put.Latency.Len() != int(put.Ops) || put.Bytes != put.Ops*int64(cfg.ObjectSize) || put.MachineCPU < 0 {
 		t.Fatalf("put: %+v, %d keys", put, len(keys))
 	}
 	get, err := RawGet(t.Context(), b, keys, cfg)
@@ -172,6 +193,68 @@ func TestTablePrint(t *testing.T) {
 	for _, want := range []string{"## x", "| throughput | MB/s | 1.0 |", "| met ", "| not met |", "| n/a "} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+}
+
+// TestRunLoadSecureKfake runs the load through a TLS + SCRAM-SHA-512
+// listener (kfake's): every client of the load generator (topic
+// creation, producers, the tail consumer) uses cfg.Client, and a wrong
+// password is refused, so the options are really in use.
+func TestRunLoadSecureKfake(t *testing.T) {
+	ca := tlstest.NewCA(t, "loadgen")
+	srv := ca.Server(t, "kfake")
+	cert, err := tls.LoadX509KeyPair(srv.CertFile, srv.KeyFile)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.TLS(&tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12}),
+		kfake.EnableSASL(), kfake.Superuser(MechSCRAMSHA512, "bench", "pw"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.Topic, cfg.Partitions, cfg.Producers = c.ListenAddrs(), "t", 2, 1
+	cfg.Duration, cfg.MaxBytes, cfg.Rate = 5*time.Second, 1<<20, 4<<20
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+
+	if cfg.Client, err = NewClientOpts(true, ca.File, MechSCRAMSHA512, "bench", "wrong"); err != nil {
+		t.Fatal(err)
+	}
+	if err := CreateTopic(ctx, cfg); err == nil {
+		t.Fatal("topic created with a wrong password")
+	}
+	if cfg.Client, err = NewClientOpts(true, ca.File, MechSCRAMSHA512, "bench", "pw"); err != nil {
+		t.Fatal(err)
+	}
+	if got := cfg.Client.String(); got != "TLS + SCRAM-SHA-512" {
+		t.Fatalf("String() = %q", got)
+	}
+	r, err := RunLoad(ctx, cfg, Probe{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Produce.Errors != 0 || r.Produce.Records == 0 || r.Consume.Records != r.Produce.Records {
+		t.Fatalf("produced %d records (%d errors, %v), tail consumer got %d", r.Produce.Records, r.Produce.Errors, r.Produce.FirstErr, r.Consume.Records)
+	}
+	// External clients cannot be given the options: refused, not run in
+	// plaintext.
+	if _, err := (External{Label: "x", Argv: []string{"true"}}).Produce(ctx, cfg); err == nil {
+		t.Fatal("an external client ran with TLS + SASL options it cannot apply")
+	}
+}
+
+func TestNewClientOpts(t *testing.T) {
+	if o, err := NewClientOpts(false, "", "", "", ""); err != nil || !o.Plaintext() || o.String() != "plaintext" {
+		t.Fatalf("zero settings: %v, %v", o, err)
+	}
+	for _, bad := range []struct{ mech, user, pass, ca string }{
+		{"GSSAPI", "u", "p", ""}, {MechPlain, "", "p", ""}, {MechPlain, "u", "", ""}, {"", "u", "p", ""}, {"", "", "", "/nonexistent"},
+	} {
+		if _, err := NewClientOpts(false, bad.ca, bad.mech, bad.user, bad.pass); err == nil {
+			t.Errorf("%+v accepted", bad)
 		}
 	}
 }

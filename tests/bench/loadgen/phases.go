@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,13 +26,26 @@ type Probe struct {
 
 // snapshot is the agent's counters at one moment.
 type snapshot struct {
-	cpu     float64 // CPU seconds; -1 when unknown
-	metrics Metrics // nil when unknown
+	at      time.Time
+	cpu     float64            // CPU seconds; -1 when unknown
+	self    float64            // this process's CPU seconds (the load generator), with exited children's; -1 when unknown
+	busy    float64            // the machine's busy CPU seconds; -1 when unknown
+	tree    map[string]float64 // CPU seconds of this process's live descendants by name (servers the harness started); nil when unknown
+	metrics Metrics            // nil when unknown
 	extra   map[string]float64
 }
 
 func (p Probe) snapshot(ctx context.Context) snapshot {
-	s := snapshot{cpu: -1}
+	s := snapshot{at: time.Now(), cpu: -1, self: -1, busy: -1}
+	if v, err := CPUWithChildren(os.Getpid()); err == nil {
+		s.self = v
+	}
+	if m, err := DescendantsCPU(os.Getpid()); err == nil {
+		s.tree = m
+	}
+	if v, _, err := MachineCPU(); err == nil {
+		s.busy = v
+	}
 	if p.PID > 0 {
 		if v, err := CPUSeconds(p.PID); err == nil {
 			s.cpu = v
@@ -54,23 +68,47 @@ func (p Probe) snapshot(ctx context.Context) snapshot {
 // when the probe could not see it.
 type AgentFigures struct {
 	CPUSeconds float64 // agent CPU time used during the phase
-	PeakRSS    int64   // highest VmRSS sampled during the phase, bytes
-	HWM        int64   // VmHWM at the end of the phase (peak since start)
-	Puts       float64 // object PUTs during the phase
-	Gets       float64 // object GETs (range reads) during the phase
-	Segments   float64 // segments cut (silt_ingest_segments_total)
-	Commits    float64 // segment commits (silt_ingest_commit_duration_seconds_count)
+	// LoadgenCPU is the CPU time of this process (the load generator and
+	// the client programs it ran; for kfake also the broker) and
+	// MachineCPU that of the whole machine (every process, other users'
+	// too) during the phase; Seconds is the phase's wall time.
+	// MachineCPU/Seconds near the CPU count means the phase was bound by
+	// CPU.
+	LoadgenCPU, MachineCPU, Seconds float64
+	// MinIOCPU and PostgresCPU are the CPU time of the MinIO and Postgres
+	// servers this process started (the test harness's), -1 when none
+	// ran. What MachineCPU has beyond the agent, the load generator and
+	// these is other users of the machine.
+	MinIOCPU, PostgresCPU float64
+	PeakRSS               int64   // highest VmRSS sampled during the phase, bytes
+	HWM                   int64   // VmHWM at the end of the phase (peak since start)
+	Puts                  float64 // object PUTs during the phase
+	Gets                  float64 // object GETs (range reads) during the phase
+	Segments              float64 // segments cut (silt_ingest_segments_total)
+	Commits               float64 // segment commits (silt_ingest_commit_duration_seconds_count)
 	// SegmentBytes is the batch bytes of the segments cut
 	// (silt_ingest_segment_bytes_sum).
 	SegmentBytes float64
+	// BytesIn is the record batch bytes the agent took in
+	// (silt_topic_bytes_in_total); BytesPut and BytesGet the object bytes
+	// it uploaded and read (silt_objstore_bytes_total). BytesPut / the
+	// bytes produced is what storage holds per byte produced: about 1 for
+	// incompressible values, whatever zstd achieves otherwise.
+	BytesIn, BytesPut, BytesGet float64
 	// ServerLatency is the mean of the agent's own produce latency
 	// (silt_produce_latency_seconds: append to commit) over the phase,
 	// in seconds; -1 when unknown. The client's latency minus this is
 	// time spent in the client and on the wire.
 	ServerLatency float64
+	// Cuts counts the segments cut during the phase by reason (bytes,
+	// time, early, backpressure, close); nil when unknown.
+	Cuts map[string]float64
 	// Counters are the deltas of Probe.Counters over the phase.
 	Counters map[string]float64
 }
+
+// CutReasons are the reasons silt_ingest_segments_total counts cuts by.
+var CutReasons = []string{"bytes", "time", "early", "backpressure", "close"}
 
 // AvgSegmentBytes is the mean segment size of the phase, or -1.
 func (f AgentFigures) AvgSegmentBytes() float64 {
@@ -80,15 +118,25 @@ func (f AgentFigures) AvgSegmentBytes() float64 {
 	return f.SegmentBytes / f.Segments
 }
 
-func unknownFigures() AgentFigures {
-	return AgentFigures{CPUSeconds: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1, ServerLatency: -1}
+// UnknownFigures are figures with nothing measured.
+func UnknownFigures() AgentFigures {
+	return AgentFigures{CPUSeconds: -1, LoadgenCPU: -1, MachineCPU: -1, Seconds: -1, MinIOCPU: -1, PostgresCPU: -1, PeakRSS: -1, HWM: -1, Puts: -1, Gets: -1, Segments: -1, Commits: -1, SegmentBytes: -1,
+		BytesIn: -1, BytesPut: -1, BytesGet: -1, ServerLatency: -1}
 }
 
 func figures(before, after snapshot, rss *RSSPeak, pid int) AgentFigures {
-	f := unknownFigures()
+	f := UnknownFigures()
 	if before.cpu >= 0 && after.cpu >= 0 {
 		f.CPUSeconds = after.cpu - before.cpu
 	}
+	if before.self >= 0 && after.self >= 0 {
+		f.LoadgenCPU = after.self - before.self
+	}
+	if before.busy >= 0 && after.busy >= 0 {
+		f.MachineCPU = after.busy - before.busy
+	}
+	f.MinIOCPU, f.PostgresCPU = treeDelta(before.tree, after.tree, "minio"), treeDelta(before.tree, after.tree, "postgres")
+	f.Seconds = after.at.Sub(before.at).Seconds()
 	if rss != nil {
 		f.PeakRSS = rss.Stop()
 	}
@@ -103,6 +151,13 @@ func figures(before, after snapshot, rss *RSSPeak, pid int) AgentFigures {
 		f.Segments = Delta(before.metrics, after.metrics, "silt_ingest_segments_total")
 		f.Commits = Delta(before.metrics, after.metrics, "silt_ingest_commit_duration_seconds_count")
 		f.SegmentBytes = Delta(before.metrics, after.metrics, "silt_ingest_segment_bytes_sum")
+		f.Cuts = map[string]float64{}
+		for _, reason := range CutReasons {
+			f.Cuts[reason] = Delta(before.metrics, after.metrics, "silt_ingest_segments_total", `reason="`+reason+`"`)
+		}
+		f.BytesIn = Delta(before.metrics, after.metrics, "silt_topic_bytes_in_total")
+		f.BytesPut = Delta(before.metrics, after.metrics, "silt_objstore_bytes_total", `op="put"`)
+		f.BytesGet = Delta(before.metrics, after.metrics, "silt_objstore_bytes_total", `op="get"`)
 		if n := Delta(before.metrics, after.metrics, "silt_produce_latency_seconds_count"); n > 0 {
 			f.ServerLatency = Delta(before.metrics, after.metrics, "silt_produce_latency_seconds_sum") / n
 		}
@@ -158,7 +213,7 @@ func RunLoad(ctx context.Context, cfg Config, probe Probe) (LoadResult, error) {
 	if err := warmup(ctx, cfg); err != nil {
 		return LoadResult{}, err
 	}
-	ends, err := EndOffsets(ctx, cfg.Brokers, cfg.Topic)
+	ends, err := EndOffsets(ctx, cfg)
 	if err != nil {
 		return LoadResult{}, err
 	}
@@ -179,7 +234,7 @@ func RunLoad(ctx context.Context, cfg Config, probe Probe) (LoadResult, error) {
 		wg     sync.WaitGroup
 	)
 	wg.Go(func() {
-		cres, cerr = Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, StartOffsets: ends, StopAt: &stopAt})
+		cres, cerr = Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Client: cfg.Client, Topic: cfg.Topic, StartOffsets: ends, StopAt: &stopAt})
 	})
 	pres, err := Produce(ctx, cfg)
 	if err != nil {
@@ -227,7 +282,7 @@ func Replay(ctx context.Context, cfg Config, bytes int64, timeout time.Duration,
 	}
 	cctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	res, err := Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Topic: cfg.Topic, StopAfterBytes: bytes})
+	res, err := Consume(cctx, ConsumeConfig{Brokers: cfg.Brokers, Client: cfg.Client, Topic: cfg.Topic, StopAfterBytes: bytes})
 	after := probe.snapshot(ctx)
 	f := figures(before, after, rss, probe.PID)
 	if err != nil {
@@ -237,4 +292,24 @@ func Replay(ctx context.Context, cfg Config, bytes int64, timeout time.Duration,
 		cfg.logger().Warn("replay ended before reading everything", "read", res.Bytes, "wanted", bytes)
 	}
 	return ReplayResult{Consume: res, Agent: f}, nil
+}
+
+// UploadRatio is the object bytes the agent uploaded per value byte
+// acknowledged in the phase (about 1 for incompressible values), or -1
+// when either is unknown.
+func (r LoadResult) UploadRatio() float64 {
+	if r.Agent.BytesPut < 0 || r.Produce.Bytes <= 0 {
+		return -1
+	}
+	return r.Agent.BytesPut / float64(r.Produce.Bytes)
+}
+
+// treeDelta is the CPU seconds the named descendant processes used
+// between two snapshots, or -1 when none ran.
+func treeDelta(before, after map[string]float64, name string) float64 {
+	a, ok := after[name]
+	if !ok || before == nil {
+		return -1
+	}
+	return max(0, a-before[name])
 }

@@ -5,6 +5,7 @@ import (
 	crand "crypto/rand"
 	"fmt"
 	"math/rand/v2"
+	"os"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -32,6 +33,41 @@ type RawResult struct {
 	Elapsed time.Duration
 	Latency *Samples
 	Errors  int64
+	// MachineCPU is the CPU time the whole machine was busy during the
+	// phase (the client here and the store's server, plus anything else
+	// running), ClientCPU this process's and MinIOCPU that of the MinIO
+	// server this process started (the harness's); -1 when unknown.
+	MachineCPU, ClientCPU, MinIOCPU float64
+}
+
+// cpuMark is the CPU counters at the start of a raw phase.
+type cpuMark struct {
+	busy, self float64
+	tree       map[string]float64
+}
+
+func markCPU() cpuMark {
+	m := cpuMark{busy: -1, self: -1}
+	if v, _, err := MachineCPU(); err == nil {
+		m.busy = v
+	}
+	if v, err := CPUWithChildren(os.Getpid()); err == nil {
+		m.self = v
+	}
+	m.tree, _ = DescendantsCPU(os.Getpid())
+	return m
+}
+
+func (r *RawResult) setCPU(before cpuMark) {
+	after := markCPU()
+	r.MachineCPU, r.ClientCPU = -1, -1
+	if before.busy >= 0 && after.busy >= 0 {
+		r.MachineCPU = after.busy - before.busy
+	}
+	if before.self >= 0 && after.self >= 0 {
+		r.ClientCPU = after.self - before.self
+	}
+	r.MinIOCPU = treeDelta(before.tree, after.tree, "minio")
 }
 
 // Throughput is bytes per second.
@@ -55,6 +91,7 @@ func RawPut(ctx context.Context, b objstore.Bucket, cfg RawConfig) (RawResult, [
 		errs  atomic.Int64
 		first firstError
 		wg    sync.WaitGroup
+		busy  = markCPU()
 		start = time.Now()
 		end   = start.Add(cfg.Duration)
 	)
@@ -78,6 +115,7 @@ func RawPut(ctx context.Context, b objstore.Bucket, cfg RawConfig) (RawResult, [
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.setCPU(busy)
 	res.Ops, res.Errors = ops.Load(), errs.Load()
 	res.Bytes = res.Ops * int64(cfg.ObjectSize)
 	if res.Ops == 0 {
@@ -101,6 +139,7 @@ func RawGet(ctx context.Context, b objstore.Bucket, keys []string, cfg RawConfig
 		errs  atomic.Int64
 		first firstError
 		wg    sync.WaitGroup
+		busy  = markCPU()
 		start = time.Now()
 		end   = start.Add(cfg.Duration)
 	)
@@ -124,6 +163,7 @@ func RawGet(ctx context.Context, b objstore.Bucket, keys []string, cfg RawConfig
 	}
 	wg.Wait()
 	res.Elapsed = time.Since(start)
+	res.setCPU(busy)
 	res.Ops, res.Bytes, res.Errors = ops.Load(), bytes.Load(), errs.Load()
 	if res.Ops == 0 {
 		return res, fmt.Errorf("raw get: nothing read: %w", first.get())

@@ -14,7 +14,7 @@ import (
 // cluster's default replication factor. An existing topic is not an
 // error: `silt bench` may be pointed at a topic made earlier.
 func CreateTopic(ctx context.Context, cfg Config) error {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(cfg.Brokers...))
+	cl, err := kgo.NewClient(cfg.Client.kgoOpts(cfg.Brokers)...)
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", cfg.Topic, err)
 	}
@@ -29,9 +29,10 @@ func CreateTopic(ctx context.Context, cfg Config) error {
 	return nil
 }
 
-// EndOffsets returns the topic's high watermark per partition.
-func EndOffsets(ctx context.Context, brokers []string, topic string) (map[int32]int64, error) {
-	cl, err := kgo.NewClient(kgo.SeedBrokers(brokers...))
+// EndOffsets returns cfg.Topic's high watermark per partition.
+func EndOffsets(ctx context.Context, cfg Config) (map[int32]int64, error) {
+	topic := cfg.Topic
+	cl, err := kgo.NewClient(cfg.Client.kgoOpts(cfg.Brokers)...)
 	if err != nil {
 		return nil, err
 	}
