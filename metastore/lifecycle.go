@@ -19,6 +19,7 @@ type Backend interface {
 	GroupOwnership
 	Credentials
 	ACLs
+	Transactions
 }
 
 // Leases elect singletons among agents, such as the storage janitor: a
@@ -158,6 +159,9 @@ type StoredPartition struct {
 	// Deleted is set for a partition of a deleted topic: all of its rows
 	// are to be reclaimed.
 	Deleted bool
+	// PartitionOffsets include the last stable offset: log compaction by
+	// key cleans nothing at or after it (an open transaction's records
+	// may still be aborted).
 	PartitionOffsets
 	// Bytes and Rows are what the partition's index rows hold: the batch
 	// bytes as producers sent them, and the row count.

@@ -73,7 +73,8 @@ type Store interface {
 	// order, until their summed Len reaches maxBytes (at least one batch is
 	// returned when any exists at or after offset). It also returns the
 	// partition's current offsets, so the caller can answer
-	// OFFSET_OUT_OF_RANGE. Errors: ErrUnknownTopicOrPartition.
+	// OFFSET_OUT_OF_RANGE. Entries of transaction markers name no object
+	// (Batch.IsMarker). Errors: ErrUnknownTopicOrPartition.
 	Batches(ctx context.Context, tp TopicPartition, offset int64, maxBytes int64) ([]Batch, PartitionOffsets, error)
 	// Offsets returns a partition's log start offset and high watermark.
 	// Errors: ErrUnknownTopicOrPartition.
@@ -190,6 +191,10 @@ type BatchAppend struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	BaseSequence  int32
+	// Transactional is set for a batch of a transaction: it is committed
+	// only while its producer's transaction is ongoing and holds the
+	// partition (see Transactions).
+	Transactional bool
 	// Where the batch lives: the chunk's byte range in the object, and the
 	// batch's byte range inside the decoded chunk.
 	ChunkOffset int64
@@ -207,7 +212,12 @@ type BatchResult struct {
 	LogStartOffset int64
 	// Err is nil, ErrDuplicateSequence (answer success with BaseOffset),
 	// ErrOutOfOrderSequence, ErrInvalidProducerEpoch (fenced),
-	// ErrUnknownProducerID, or ErrUnknownTopicOrPartition.
+	// ErrUnknownProducerID, or ErrUnknownTopicOrPartition; for
+	// transactions, ErrPartitionNotInTxn (a transactional batch whose
+	// transaction is not ongoing or did not add the partition),
+	// ErrInvalidProducerIDMapping (no transactional id holds its producer
+	// id) or ErrInvalidTxnState (a non-transactional batch of a producer
+	// whose transaction is open on the partition).
 	Err error
 }
 
@@ -216,7 +226,9 @@ type BatchResult struct {
 // offset 0; an entry of a compacted object (segment/FORMAT.md, version 2)
 // holds one chunk's batches, which carry their own base offsets. Either
 // way the entry's first batch starts at BaseOffset, its last ends at
-// LastOffset, and they lie at [Pos, Pos+Len) of the decoded chunk.
+// LastOffset, and they lie at [Pos, Pos+Len) of the decoded chunk. An
+// entry of a transaction marker names no object (SegmentKey ""): its one
+// control batch is made from the entry (see Marker).
 type Batch struct {
 	BaseOffset   int64
 	LastOffset   int64
@@ -232,6 +244,14 @@ type Batch struct {
 type PartitionOffsets struct {
 	LogStartOffset int64
 	HighWatermark  int64
+	// LastStableOffset is where the oldest transaction still open on the
+	// partition begins (never below the log start offset), or the high
+	// watermark when none is: read_committed consumers read below it.
+	LastStableOffset int64
+	// AbortedEnd is one past the newest abort marker of a transaction
+	// that wrote to the partition, 0 when there is none: a read_committed
+	// read from AbortedEnd on needs no aborted-transaction list.
+	AbortedEnd int64
 }
 
 // Group is a consumer group's persisted state. The coordinator owns the

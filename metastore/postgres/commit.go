@@ -26,6 +26,9 @@ var commitCodes = [...]error{
 	2: metastore.ErrOutOfOrderSequence,
 	3: metastore.ErrInvalidProducerEpoch,
 	4: metastore.ErrUnknownTopicOrPartition,
+	5: metastore.ErrInvalidTxnState,
+	6: metastore.ErrPartitionNotInTxn,
+	7: metastore.ErrInvalidProducerIDMapping,
 }
 
 // CommitSegment implements metastore.Store with one call of
@@ -44,19 +47,21 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 		chunkLen = make([]int64, n)
 		pos      = make([]int32, n)
 		lens     = make([]int32, n)
+		txn      = make([]bool, n)
 	)
 	for i, b := range seg.Batches {
 		topics[i] = uuidOf(b.Topic)
 		parts[i], records[i], maxTS[i] = b.Partition, b.Records, b.MaxTimestamp
 		pids[i], epochs[i], seqs[i] = b.ProducerID, b.ProducerEpoch, b.BaseSequence
 		chunkOff[i], chunkLen[i], pos[i], lens[i] = b.ChunkOffset, b.ChunkLength, b.Pos, b.Len
+		txn[i] = b.Transactional
 	}
 	results := make([]metastore.BatchResult, 0, n)
 	err := retry(ctx, func() error {
 		results = results[:0]
 		rows, err := s.pool.Query(ctx, `SELECT out_base_offset, out_log_start_offset, out_code
-			FROM silt_commit_segment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)`,
-			seg.Key, seg.Size, topics, parts, records, maxTS, pids, epochs, seqs, chunkOff, chunkLen, pos, lens)
+			FROM silt_commit_segment($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)`,
+			seg.Key, seg.Size, topics, parts, records, maxTS, pids, epochs, seqs, chunkOff, chunkLen, pos, lens, txn)
 		if err != nil {
 			return err
 		}

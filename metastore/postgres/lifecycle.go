@@ -90,10 +90,10 @@ func (s *Store) fenced(ctx context.Context, l metastore.Lease, fn func(pgx.Tx) e
 func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, offset int64) (metastore.PartitionOffsets, error) {
 	var o metastore.PartitionOffsets
 	err := s.tx(ctx, func(tx pgx.Tx) error {
-		var id int64
-		err := tx.QueryRow(ctx, `SELECT id, log_start_offset, high_watermark FROM partitions
+		var id, txnFirst int64
+		err := tx.QueryRow(ctx, `SELECT id, log_start_offset, high_watermark, txn_first_offset, aborted_end FROM partitions
 			WHERE topic_id = $1 AND partition = $2 AND NOT deleted FOR UPDATE`, uuidOf(tp.Topic), tp.Partition).
-			Scan(&id, &o.LogStartOffset, &o.HighWatermark)
+			Scan(&id, &o.LogStartOffset, &o.HighWatermark, &txnFirst, &o.AbortedEnd)
 		if errors.Is(err, pgx.ErrNoRows) {
 			return unknownTP(tp)
 		}
@@ -107,6 +107,7 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 			return fmt.Errorf("delete records of %s/%d to %d (high watermark %d): %w",
 				tp.Topic, tp.Partition, offset, o.HighWatermark, metastore.ErrOffsetOutOfRange)
 		}
+		defer func() { o.LastStableOffset = metastore.LastStable(o.LogStartOffset, o.HighWatermark, txnFirst) }()
 		if offset <= o.LogStartOffset {
 			return nil
 		}
@@ -119,7 +120,7 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 
 // StoredPartitions implements metastore.Lifecycle.
 func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([]metastore.StoredPartition, error) {
-	rows, err := s.pool.Query(ctx, `SELECT p.id, p.topic_id, p.partition, p.deleted, p.log_start_offset, p.high_watermark,
+	rows, err := s.pool.Query(ctx, `SELECT p.id, p.topic_id, p.partition, p.deleted, `+offsetsColumns+`,
 			p.bytes, p.rows, p.compacted_offset, p.compacted_bytes, p.cleaned_offset,
 			coalesce(f.base_offset, -1), coalesce(f.last_offset, -1), coalesce(f.max_timestamp, 0), coalesce(f.len, 0)
 		FROM partitions p
@@ -136,7 +137,7 @@ func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([
 			p     metastore.StoredPartition
 			topic pgtype.UUID
 		)
-		err := r.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark,
+		err := r.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark, &p.LastStableOffset, &p.AbortedEnd,
 			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes, &p.CleanedOffset,
 			&p.Front.BaseOffset, &p.Front.LastOffset, &p.Front.MaxTimestamp, &p.Front.Len)
 		p.Topic = topic.Bytes
@@ -238,6 +239,11 @@ func (s *Store) Retain(ctx context.Context, fence metastore.Lease, req metastore
 		if _, err := tx.Exec(ctx, `DELETE FROM batches WHERE partition_id = $1 AND last_offset <= $2`, req.PartitionID, last); err != nil {
 			return err
 		}
+		// The aborted transactions whose markers were in the removed rows:
+		// at most one per removed row.
+		if _, err := tx.Exec(ctx, `DELETE FROM aborted_txns WHERE partition_id = $1 AND last_offset <= $2`, req.PartitionID, last); err != nil {
+			return err
+		}
 		if err := unref(ctx, tx, refs); err != nil {
 			return err
 		}
@@ -251,9 +257,13 @@ func (s *Store) Retain(ctx context.Context, fence metastore.Lease, req metastore
 	return res, err
 }
 
-const indexRowSelect = `SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length,
-		b.pos, b.len, s.id, s.size, s.compacted, extract(epoch FROM now() - s.created_at)::float8
-	FROM batches b JOIN segments s ON s.id = b.segment_id `
+// indexRowSelect reads index rows with their segments. A marker row has
+// no segment (segment id 0): no key, size 0, and its age is its
+// timestamp's.
+const indexRowSelect = `SELECT b.base_offset, b.last_offset, b.max_timestamp, coalesce(s.key, ''), b.chunk_offset, b.chunk_length,
+		b.pos, b.len, b.segment_id, coalesce(s.size, 0), coalesce(s.compacted, false),
+		extract(epoch FROM now() - coalesce(s.created_at, to_timestamp(b.max_timestamp / 1000.0)))::float8
+	FROM batches b LEFT JOIN segments s ON s.id = b.segment_id `
 
 func scanIndexRows(rows pgx.Rows) ([]metastore.IndexRow, error) {
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (metastore.IndexRow, error) {
@@ -511,8 +521,15 @@ func (s *Store) DropPartition(ctx context.Context, fence metastore.Lease, partit
 		if remain {
 			return nil
 		}
-		// Cascades to producer state.
+		// Cascades to producer state; the transactions' tables have no
+		// foreign keys to partitions (see migration 0005).
 		if _, err := tx.Exec(ctx, `DELETE FROM partitions WHERE id = $1`, partitionID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM aborted_txns WHERE partition_id = $1`, partitionID); err != nil {
+			return err
+		}
+		if _, err := tx.Exec(ctx, `DELETE FROM txn_partitions WHERE partition_id = $1`, partitionID); err != nil {
 			return err
 		}
 		dropped = true
@@ -538,7 +555,7 @@ func (s *Store) ExpireProducers(ctx context.Context, fence metastore.Lease, olde
 			), gone AS (
 				DELETE FROM producer_state ps USING page
 				WHERE ps.partition_id = page.partition_id AND ps.producer_id = page.producer_id
-					AND page.last_write <= now() - $4 * interval '1 microsecond'
+					AND page.last_write <= now() - $4 * interval '1 microsecond' AND ps.txn_first_offset < 0
 				RETURNING 1
 			)
 			SELECT coalesce((SELECT partition_id FROM page ORDER BY partition_id DESC, producer_id DESC LIMIT 1), 0),

@@ -25,6 +25,14 @@ func unknownTP(tp metastore.TopicPartition) error {
 	return fmt.Errorf("partition %s/%d: %w", tp.Topic, tp.Partition, metastore.ErrUnknownTopicOrPartition)
 }
 
+// offsetsColumns are a partition row's offsets (metastore.PartitionOffsets),
+// of the row named p: the last stable offset is where the oldest open
+// transaction begins (never below the log start), else the high
+// watermark.
+const offsetsColumns = `p.log_start_offset, p.high_watermark,
+	CASE WHEN p.txn_first_offset >= 0 THEN greatest(p.txn_first_offset, p.log_start_offset) ELSE p.high_watermark END,
+	p.aborted_end`
+
 // batchesQuery reads the partition row and up to limit batches from $3.
 // The limit is a literal, not a parameter: with LIMIT $n Postgres
 // estimates a generic plan for 10% of the table and so re-plans the
@@ -32,14 +40,14 @@ func unknownTP(tp metastore.TopicPartition) error {
 // with a literal the cached generic plan is used. There are only a few
 // page sizes, so only a few statements.
 func batchesQuery(limit int) string {
-	return `SELECT p.log_start_offset, p.high_watermark,
+	return `SELECT ` + offsetsColumns + `,
 			coalesce(b.base_offset, -1), coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1),
 			coalesce(b.key, ''), coalesce(b.chunk_offset, 0), coalesce(b.chunk_length, 0),
 			coalesce(b.pos, 0), coalesce(b.len, 0)
 		FROM partitions p
 		LEFT JOIN LATERAL (
 			SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length, b.pos, b.len
-			FROM batches b JOIN segments s ON s.id = b.segment_id
+			FROM batches b LEFT JOIN segments s ON s.id = b.segment_id
 			WHERE b.partition_id = p.id AND b.last_offset >= $3
 			ORDER BY b.last_offset LIMIT ` + strconv.Itoa(limit) + `
 		) b ON true
@@ -68,7 +76,7 @@ func (s *Store) Batches(ctx context.Context, tp metastore.TopicPartition, offset
 		for rows.Next() {
 			var b metastore.Batch
 			var o metastore.PartitionOffsets
-			if err := rows.Scan(&o.LogStartOffset, &o.HighWatermark, &b.BaseOffset, &b.LastOffset, &b.MaxTimestamp,
+			if err := rows.Scan(&o.LogStartOffset, &o.HighWatermark, &o.LastStableOffset, &o.AbortedEnd, &b.BaseOffset, &b.LastOffset, &b.MaxTimestamp,
 				&b.SegmentKey, &b.ChunkOffset, &b.ChunkLength, &b.Pos, &b.Len); err != nil {
 				rows.Close()
 				return nil, po, err
@@ -109,9 +117,9 @@ func (s *Store) Batches(ctx context.Context, tp metastore.TopicPartition, offset
 // Offsets implements metastore.Store.
 func (s *Store) Offsets(ctx context.Context, tp metastore.TopicPartition) (metastore.PartitionOffsets, error) {
 	var o metastore.PartitionOffsets
-	err := s.pool.QueryRow(ctx, `SELECT log_start_offset, high_watermark FROM partitions
-		WHERE topic_id = $1 AND partition = $2 AND NOT deleted`,
-		uuidOf(tp.Topic), tp.Partition).Scan(&o.LogStartOffset, &o.HighWatermark)
+	err := s.pool.QueryRow(ctx, `SELECT `+offsetsColumns+` FROM partitions p
+		WHERE p.topic_id = $1 AND p.partition = $2 AND NOT p.deleted`,
+		uuidOf(tp.Topic), tp.Partition).Scan(&o.LogStartOffset, &o.HighWatermark, &o.LastStableOffset, &o.AbortedEnd)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return o, unknownTP(tp)
 	}

@@ -113,6 +113,10 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 			return nil
 		}
 		o.LogStartOffset = offset
+		if o.LastStableOffset < offset {
+			// An open transaction begins below the new start.
+			o.LastStableOffset = offset
+		}
 		_, err = tx.ExecContext(ctx, `UPDATE partitions SET log_start_offset = ? WHERE id = ?`, offset, id)
 		return err
 	})
@@ -122,7 +126,8 @@ func (s *Store) DeleteRecords(ctx context.Context, tp metastore.TopicPartition, 
 // StoredPartitions implements metastore.Lifecycle.
 func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([]metastore.StoredPartition, error) {
 	rows, err := s.r.QueryContext(ctx, `SELECT p.id, p.topic_id, p.partition, p.deleted,
-			p.log_start_offset, p.high_watermark, p.bytes, p.rows, p.compacted_offset, p.compacted_bytes, p.cleaned_offset,
+			p.log_start_offset, p.high_watermark, p.txn_first_offset, p.aborted_end,
+			p.bytes, p.rows, p.compacted_offset, p.compacted_bytes, p.cleaned_offset,
 			coalesce(f.base_offset, -1), coalesce(f.last_offset, -1), coalesce(f.max_timestamp, 0), coalesce(f.len, 0)
 		FROM partitions p LEFT JOIN batches f ON f.partition_id = p.id
 			AND f.last_offset = (SELECT min(last_offset) FROM batches WHERE partition_id = p.id)
@@ -134,15 +139,17 @@ func (s *Store) StoredPartitions(ctx context.Context, after int64, limit int) ([
 	var out []metastore.StoredPartition
 	for rows.Next() {
 		var (
-			p     metastore.StoredPartition
-			topic []byte
+			p        metastore.StoredPartition
+			topic    []byte
+			txnFirst int64
 		)
-		if err := rows.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark,
+		if err := rows.Scan(&p.ID, &topic, &p.Partition, &p.Deleted, &p.LogStartOffset, &p.HighWatermark, &txnFirst, &p.AbortedEnd,
 			&p.Bytes, &p.Rows, &p.CompactedOffset, &p.CompactedBytes, &p.CleanedOffset,
 			&p.Front.BaseOffset, &p.Front.LastOffset, &p.Front.MaxTimestamp, &p.Front.Len); err != nil {
 			return nil, err
 		}
 		copy(p.Topic[:], topic)
+		p.LastStableOffset = metastore.LastStable(p.LogStartOffset, p.HighWatermark, txnFirst)
 		p.FrontOK = p.Front.LastOffset >= 0
 		out = append(out, p)
 	}
@@ -245,6 +252,11 @@ func (s *Store) Retain(ctx context.Context, fence metastore.Lease, req metastore
 		if _, err := tx.ExecContext(ctx, `DELETE FROM batches WHERE partition_id = ? AND last_offset <= ?`, req.PartitionID, last); err != nil {
 			return err
 		}
+		// The aborted transactions whose markers were in the removed rows:
+		// at most one per removed row.
+		if _, err := tx.ExecContext(ctx, `DELETE FROM aborted_txns WHERE partition_id = ? AND last_offset <= ?`, req.PartitionID, last); err != nil {
+			return err
+		}
 		if err := s.unref(ctx, tx, refs); err != nil {
 			return err
 		}
@@ -258,9 +270,12 @@ func (s *Store) Retain(ctx context.Context, fence metastore.Lease, req metastore
 	return res, err
 }
 
-const indexRowSelect = `SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length,
-		b.pos, b.len, s.id, s.size, s.compacted, s.created_at
-	FROM batches b JOIN segments s ON s.id = b.segment_id `
+// indexRowSelect reads index rows with their segments. A marker row has
+// no segment (segment id 0): no key, size 0, and its age is its
+// timestamp's (ms, made microseconds).
+const indexRowSelect = `SELECT b.base_offset, b.last_offset, b.max_timestamp, coalesce(s.key, ''), b.chunk_offset, b.chunk_length,
+		b.pos, b.len, b.segment_id, coalesce(s.size, 0), coalesce(s.compacted, 0), coalesce(s.created_at, b.max_timestamp * 1000)
+	FROM batches b LEFT JOIN segments s ON s.id = b.segment_id `
 
 func (s *Store) scanIndexRows(rows *sql.Rows) ([]metastore.IndexRow, error) {
 	defer rows.Close()
@@ -553,8 +568,15 @@ func (s *Store) DropPartition(ctx context.Context, fence metastore.Lease, partit
 		if !errors.Is(err, sql.ErrNoRows) {
 			return err
 		}
-		// Cascades to producer state.
+		// Cascades to producer state; the transactions' tables have no
+		// foreign keys to partitions (see migration 0005).
 		if _, err := tx.ExecContext(ctx, `DELETE FROM partitions WHERE id = ?`, partitionID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM aborted_txns WHERE partition_id = ?`, partitionID); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM txn_partitions WHERE partition_id = ?`, partitionID); err != nil {
 			return err
 		}
 		dropped = true
@@ -576,7 +598,7 @@ func (s *Store) ExpireProducers(ctx context.Context, fence metastore.Lease, olde
 		if err := s.checkFence(ctx, tx, fence); err != nil {
 			return err
 		}
-		rows, err := tx.QueryContext(ctx, `SELECT partition_id, producer_id, last_write FROM producer_state
+		rows, err := tx.QueryContext(ctx, `SELECT partition_id, producer_id, last_write, txn_first_offset FROM producer_state
 			WHERE (partition_id, producer_id) > (?, ?) ORDER BY partition_id, producer_id LIMIT ?`,
 			cursor.PartitionID, cursor.ProducerID, limit)
 		if err != nil {
@@ -587,16 +609,17 @@ func (s *Store) ExpireProducers(ctx context.Context, fence metastore.Lease, olde
 		n := 0
 		for rows.Next() {
 			var (
-				c    metastore.ProducerCursor
-				last int64
+				c          metastore.ProducerCursor
+				last, open int64
 			)
-			if err := rows.Scan(&c.PartitionID, &c.ProducerID, &last); err != nil {
+			if err := rows.Scan(&c.PartitionID, &c.ProducerID, &last, &open); err != nil {
 				rows.Close()
 				return err
 			}
 			n++
 			next = c
-			if last <= cutoff {
+			// A producer with a transaction open here keeps its state.
+			if last <= cutoff && open < 0 {
 				expired = append(expired, c)
 			}
 		}

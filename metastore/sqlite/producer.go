@@ -26,6 +26,9 @@ type producerBatch struct {
 type producerState struct {
 	Epoch   int16
 	Batches []producerBatch
+	// TxnFirst is the first offset of the producer's open transaction on
+	// the partition, -1 when none (its own column, not in the JSON).
+	TxnFirst int64
 }
 
 func (b producerBatch) MarshalJSON() ([]byte, error) {

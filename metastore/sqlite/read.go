@@ -16,12 +16,14 @@ const batchPage = 256
 func partitionRow(ctx context.Context, q interface {
 	QueryRowContext(context.Context, string, ...any) *sql.Row
 }, tp metastore.TopicPartition) (id int64, o metastore.PartitionOffsets, err error) {
-	err = q.QueryRowContext(ctx, `SELECT id, log_start_offset, high_watermark FROM partitions
+	var txnFirst int64
+	err = q.QueryRowContext(ctx, `SELECT id, log_start_offset, high_watermark, txn_first_offset, aborted_end FROM partitions
 		WHERE topic_id = ? AND partition = ? AND deleted = 0`,
-		tp.Topic[:], tp.Partition).Scan(&id, &o.LogStartOffset, &o.HighWatermark)
+		tp.Topic[:], tp.Partition).Scan(&id, &o.LogStartOffset, &o.HighWatermark, &txnFirst, &o.AbortedEnd)
 	if errors.Is(err, sql.ErrNoRows) {
 		err = fmt.Errorf("partition %s/%d: %w", tp.Topic, tp.Partition, metastore.ErrUnknownTopicOrPartition)
 	}
+	o.LastStableOffset = metastore.LastStable(o.LogStartOffset, o.HighWatermark, txnFirst)
 	return id, o, err
 }
 
@@ -43,9 +45,9 @@ func (s *Store) Batches(ctx context.Context, tp metastore.TopicPartition, offset
 		var sum int64
 		from := offset
 		for {
-			rows, err := tx.QueryContext(ctx, `SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key,
+			rows, err := tx.QueryContext(ctx, `SELECT b.base_offset, b.last_offset, b.max_timestamp, coalesce(s.key, ''),
 				b.chunk_offset, b.chunk_length, b.pos, b.len
-				FROM batches b JOIN segments s ON s.id = b.segment_id
+				FROM batches b LEFT JOIN segments s ON s.id = b.segment_id
 				WHERE b.partition_id = ? AND b.last_offset >= ? ORDER BY b.last_offset LIMIT ?`, id, from, batchPage)
 			if err != nil {
 				return err

@@ -55,6 +55,12 @@ func Run(t *testing.T, open Opener) {
 		{"ScramCredentials", testScramCredentials},
 		{"ACLs", testACLs},
 		{"ACLWatch", testACLWatch},
+		{"Transactions", testTransactions},
+		{"TransactionFencing", testTransactionFencing},
+		{"TransactionVersion2", testTransactionVersion2},
+		{"TransactionTimeouts", testTransactionTimeouts},
+		{"TransactionsRetention", testTransactionsRetention},
+		{"TransactionRace", testTransactionRace},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
