@@ -50,7 +50,10 @@ func newTailIndex(cfg Config) *tailIndex {
 // must be asked, and gen is then the generation to pass to update. behind
 // reports, on a miss, that the cached offsets put offset at least minLag
 // behind the high watermark: a replaying reader, worth a larger lookup.
-func (x *tailIndex) lookup(tp metastore.TopicPartition, offset, maxBytes, minLag int64) (batches []metastore.Batch, offs metastore.PartitionOffsets, gen uint64, ok, behind bool) {
+// A committed (read_committed) reader at or past a last stable offset
+// that may be stale asks the store: only a commit of this agent moves a
+// cached last stable offset.
+func (x *tailIndex) lookup(tp metastore.TopicPartition, offset, maxBytes, minLag int64, committed bool) (batches []metastore.Batch, offs metastore.PartitionOffsets, gen uint64, ok, behind bool) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
 	if x.maxEntries == 0 {
@@ -74,6 +77,9 @@ func (x *tailIndex) lookup(tp metastore.TopicPartition, offset, maxBytes, minLag
 		return nil, offs, e.gen, false, false
 	}
 	behind = e.offs.HighWatermark-offset >= minLag
+	if committed && !e.fresh && offset >= e.offs.LastStableOffset {
+		return nil, offs, e.gen, false, behind
+	}
 	if offset == e.offs.HighWatermark {
 		if e.fresh {
 			return nil, e.offs, e.gen, true, false
@@ -161,8 +167,13 @@ func (x *tailIndex) update(tp metastore.TopicPartition, gen uint64, res []metast
 	}
 	e := el.Value.(*tailEntry)
 	// A commit of this agent applied (by committed) after the store read
-	// began is newer than the answer: offsets only grow, keep the higher.
-	offs.HighWatermark = max(offs.HighWatermark, e.offs.HighWatermark)
+	// began is newer than the answer: offsets only grow, keep the higher,
+	// with the last stable offset and aborted end of the same snapshot
+	// (both only grow too, and a read_committed read below one relies on
+	// the other being at least as new).
+	if e.offs.HighWatermark > offs.HighWatermark {
+		offs.HighWatermark, offs.LastStableOffset, offs.AbortedEnd = e.offs.HighWatermark, e.offs.LastStableOffset, e.offs.AbortedEnd
+	}
 	e.offs = offs
 	e.at = time.Now()
 	e.fresh = e.gen == gen
@@ -259,8 +270,11 @@ func dropBelow(run []metastore.Batch, logStart int64) []metastore.Batch {
 // run and the high watermark moves past them, as current as it was, so a
 // tailing reader's next fetch needs no store lookup; a store answer read
 // before this commit cannot undo that (update keeps the higher high
-// watermark and the batches after its answer). Otherwise the high
-// watermark is marked stale, as by invalidate.
+// watermark and the batches after its answer). The batches are not
+// transactional (the pipeline passes none for a partition whose commit
+// holds transactional ones): a last stable offset that was the high
+// watermark moves with it, and no transaction began or ended. Otherwise
+// the high watermark is marked stale, as by invalidate.
 func (x *tailIndex) committed(tp metastore.TopicPartition, batches []metastore.Batch) {
 	x.mu.Lock()
 	defer x.mu.Unlock()
@@ -276,6 +290,9 @@ func (x *tailIndex) committed(tp metastore.TopicPartition, batches []metastore.B
 	}
 	if n := len(e.batches); n == 0 || e.batches[n-1].LastOffset+1 == batches[0].BaseOffset {
 		e.batches = x.extend(e.batches, batches)
+	}
+	if e.offs.LastStableOffset == e.offs.HighWatermark {
+		e.offs.LastStableOffset = batches[len(batches)-1].LastOffset + 1
 	}
 	e.offs.HighWatermark = batches[len(batches)-1].LastOffset + 1
 }

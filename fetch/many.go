@@ -15,10 +15,14 @@ type PartRead struct {
 	TP       metastore.TopicPartition
 	Offset   int64
 	MaxBytes int64
+	// Committed reads for a read_committed consumer (see ReadCommitted).
+	Committed bool
 
-	// Records and Err are as Read returns them, and Offsets the
-	// partition's offsets (known even when the records are not).
+	// Records and Err are as Read returns them (ReadCommitted with
+	// Committed, and Aborted then its aborted transactions), and Offsets
+	// the partition's offsets (known even when the records are not).
 	Records []byte
+	Aborted []metastore.AbortedTxn
 	Offsets metastore.PartitionOffsets
 	Err     error
 	// Ready is false when the partition's data was not read in time: it
@@ -68,7 +72,7 @@ func (r *Reader) ReadMany(ctx context.Context, parts []*PartRead, turn int, maxT
 		gens    []uint64
 	)
 	for _, p := range parts {
-		batches, offs, gen, ok, behind := r.index.lookup(p.TP, p.Offset, p.MaxBytes, r.cfg.PrefetchMinLag)
+		batches, offs, gen, ok, behind := r.index.lookup(p.TP, p.Offset, p.MaxBytes, r.cfg.PrefetchMinLag, p.Committed)
 		if ok {
 			r.m.lookups.WithLabelValues("cache").Inc()
 			p.Offsets = offs
@@ -106,7 +110,11 @@ func (r *Reader) ReadMany(ctx context.Context, parts []*PartRead, turn int, maxT
 	}
 	todo := make([]plan, 0, len(plans))
 	for _, pl := range plans {
-		if len(pl.batches) == 0 || pl.p.Offset == pl.p.Offsets.HighWatermark {
+		stop := pl.p.Offsets.HighWatermark
+		if pl.p.Committed {
+			stop = pl.p.Offsets.LastStableOffset
+		}
+		if len(pl.batches) == 0 || pl.p.Offset >= stop {
 			pl.p.Ready = true // nothing to read
 			continue
 		}
@@ -115,9 +123,10 @@ func (r *Reader) ReadMany(ctx context.Context, parts []*PartRead, turn int, maxT
 	slices.SortFunc(todo, func(a, b plan) int { return cmp.Compare(order[a.p], order[b.p]) })
 
 	type done struct {
-		p    *PartRead
-		recs []byte
-		err  error
+		p       *PartRead
+		recs    []byte
+		aborted []metastore.AbortedTxn
+		err     error
 	}
 	results := make(chan done, len(todo)) // never blocks a read that outlives the call
 	var (
@@ -129,7 +138,7 @@ func (r *Reader) ReadMany(ctx context.Context, parts []*PartRead, turn int, maxT
 	defer timer.Stop()
 	collect := func(d done) {
 		inFlight--
-		d.p.Records, d.p.Err, d.p.Ready = d.recs, d.err, true
+		d.p.Records, d.p.Aborted, d.p.Err, d.p.Ready = d.recs, d.aborted, d.err, true
 		ready += int64(len(d.recs))
 	}
 	// First what memory holds, in request order: no GET to wait for.
@@ -139,9 +148,13 @@ func (r *Reader) ReadMany(ctx context.Context, parts []*PartRead, turn int, maxT
 			cold = append(cold, pl)
 			continue
 		}
-		recs, err := r.materialize(ctx, pl.p.TP, pl.p.Offset, pl.p.MaxBytes, pl.batches, pl.p.Offsets)
+		recs, next, err := r.materialize(ctx, pl.p.TP, pl.p.Offset, pl.p.MaxBytes, pl.batches, pl.p.Offsets, pl.p.Committed)
+		var aborted []metastore.AbortedTxn
+		if err == nil && pl.p.Committed {
+			aborted, err = r.aborted(ctx, pl.p.TP, pl.p.Offset, next, pl.p.Offsets, len(recs))
+		}
 		inFlight++
-		collect(done{pl.p, recs, err})
+		collect(done{pl.p, recs, aborted, err})
 	}
 	// Then the rest, from this fetch's turn on.
 	if n := len(cold); n > 0 && len(parts) > 0 {
@@ -193,14 +206,18 @@ func (r *Reader) ReadMany(ctx context.Context, parts []*PartRead, turn int, maxT
 			// finishes into the cache for the next one.
 			rctx, cancel := context.WithTimeout(r.bgCtx, backgroundTimeout)
 			defer cancel()
-			recs, err := r.materialize(rctx, pl.p.TP, pl.p.Offset, pl.p.MaxBytes, pl.batches, pl.p.Offsets)
+			recs, next, err := r.materialize(rctx, pl.p.TP, pl.p.Offset, pl.p.MaxBytes, pl.batches, pl.p.Offsets, pl.p.Committed)
 			if err != nil && r.chunks.bucket.IsNotFound(err) {
 				// As Read does: the cached index named a deleted
 				// object; look the partition up again.
 				r.index.forget(pl.p.TP)
-				recs, _, err = r.read(rctx, pl.p.TP, pl.p.Offset, pl.p.MaxBytes)
+				recs, _, next, err = r.read(rctx, pl.p.TP, pl.p.Offset, pl.p.MaxBytes, pl.p.Committed)
 			}
-			results <- done{pl.p, recs, err}
+			var aborted []metastore.AbortedTxn
+			if err == nil && pl.p.Committed {
+				aborted, err = r.aborted(rctx, pl.p.TP, pl.p.Offset, next, pl.p.Offsets, len(recs))
+			}
+			results <- done{pl.p, recs, aborted, err}
 			<-local
 		}()
 	}
@@ -221,6 +238,9 @@ func (r *Reader) ReadMany(ctx context.Context, parts []*PartRead, turn int, maxT
 // inMemory reports whether every chunk batches need is in a memory tier.
 func (r *Reader) inMemory(batches []metastore.Batch) bool {
 	for _, b := range batches {
+		if b.IsMarker() {
+			continue
+		}
 		k := chunkKey{seg: b.SegmentKey, offset: b.ChunkOffset, length: b.ChunkLength}
 		if !r.chunks.mem.has(k) && !r.chunks.pre.has(k) {
 			return false

@@ -221,6 +221,13 @@ func (p *prefetcher) plan(j planJob) {
 	}
 	var bytes int64
 	for _, b := range batches {
+		if b.IsMarker() {
+			// Made from its row: nothing to read ahead.
+			if n := len(ends); n > 0 {
+				ends[n-1] = b.LastOffset + 1
+			}
+			continue
+		}
 		k := chunkKey{seg: b.SegmentKey, offset: b.ChunkOffset, length: b.ChunkLength}
 		if n := len(keys); n > 0 && keys[n-1] == k {
 			ends[n-1] = b.LastOffset + 1
@@ -272,7 +279,7 @@ func (p *prefetcher) batchesFrom(j planJob) ([]metastore.Batch, error) {
 func chunksIn(batches []metastore.Batch) int {
 	n := 0
 	for i, b := range batches {
-		if i == 0 || b.SegmentKey != batches[i-1].SegmentKey || b.ChunkOffset != batches[i-1].ChunkOffset {
+		if !b.IsMarker() && (i == 0 || b.SegmentKey != batches[i-1].SegmentKey || b.ChunkOffset != batches[i-1].ChunkOffset) {
 			n++
 		}
 	}

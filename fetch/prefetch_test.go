@@ -540,10 +540,10 @@ func indexHolding10(t *testing.T) (*tailIndex, metastore.TopicPartition) {
 	cfg.IndexMaxAge = time.Hour
 	tp := metastore.TopicPartition{Partition: 3}
 	x := newTailIndex(cfg)
-	if _, _, _, ok, _ := x.lookup(tp, 0, 1<<20, 1); ok {
+	if _, _, _, ok, _ := x.lookup(tp, 0, 1<<20, 1, false); ok {
 		t.Fatal("empty index answered")
 	}
-	_, _, gen, _, _ := x.lookup(tp, 0, 1<<20, 1)
+	_, _, gen, _, _ := x.lookup(tp, 0, 1<<20, 1, false)
 	x.update(tp, gen, []metastore.Batch{batch(0, 9)}, metastore.PartitionOffsets{HighWatermark: 10})
 	return x, tp
 }
@@ -555,17 +555,17 @@ func TestCommittedExtendsOnlyAContiguousIndex(t *testing.T) {
 	x, tp := indexHolding10(t)
 
 	x.committed(tp, []metastore.Batch{batch(10, 14)})
-	got, offs, _, ok, _ := x.lookup(tp, 10, 1<<20, 1)
+	got, offs, _, ok, _ := x.lookup(tp, 10, 1<<20, 1, false)
 	if !ok || len(got) != 1 || got[0].BaseOffset != 10 || offs.HighWatermark != 15 {
 		t.Fatalf("after a contiguous commit: %v %+v ok=%v; want batch 10 and high watermark 15", got, offs, ok)
 	}
-	if _, offs, _, ok, _ := x.lookup(tp, 15, 1<<20, 1); !ok || offs.HighWatermark != 15 {
+	if _, offs, _, ok, _ := x.lookup(tp, 15, 1<<20, 1, false); !ok || offs.HighWatermark != 15 {
 		t.Fatalf("at the new high watermark: %+v ok=%v, want a current empty answer", offs, ok)
 	}
 
 	// Offsets 15-19 were committed elsewhere: this commit starts at 20.
 	x.committed(tp, []metastore.Batch{batch(20, 21)})
-	if _, _, _, ok, _ := x.lookup(tp, 15, 1<<20, 1); ok {
+	if _, _, _, ok, _ := x.lookup(tp, 15, 1<<20, 1, false); ok {
 		t.Fatal("a commit that does not start at the cached high watermark was trusted")
 	}
 }
@@ -578,7 +578,7 @@ func TestStoreAnswerRacingACommitKeepsIt(t *testing.T) {
 	// A commit elsewhere is announced; a reader at the end misses and
 	// asks the store...
 	x.invalidate([]metastore.TopicPartition{tp})
-	_, _, gen, ok, _ := x.lookup(tp, 10, 1<<20, 1)
+	_, _, gen, ok, _ := x.lookup(tp, 10, 1<<20, 1, false)
 	if ok {
 		t.Fatal("want a miss after the announcement")
 	}
@@ -587,13 +587,13 @@ func TestStoreAnswerRacingACommitKeepsIt(t *testing.T) {
 	// ...and the store's answer, read before that commit, arrives.
 	x.update(tp, gen, nil, metastore.PartitionOffsets{HighWatermark: 10})
 
-	got, offs, _, ok, _ := x.lookup(tp, 10, 1<<20, 1)
+	got, offs, _, ok, _ := x.lookup(tp, 10, 1<<20, 1, false)
 	if !ok || len(got) != 1 || got[0].BaseOffset != 10 || offs.HighWatermark != 15 {
 		t.Fatalf("after the racing answer: %v %+v ok=%v; want batch 10 and high watermark 15", got, offs, ok)
 	}
 	// The next commit still extends it without the store.
 	x.committed(tp, []metastore.Batch{batch(15, 19)})
-	if got, offs, _, ok, _ := x.lookup(tp, 15, 1<<20, 1); !ok || len(got) != 1 || offs.HighWatermark != 20 {
+	if got, offs, _, ok, _ := x.lookup(tp, 15, 1<<20, 1, false); !ok || len(got) != 1 || offs.HighWatermark != 20 {
 		t.Fatalf("after the next commit: %v %+v ok=%v", got, offs, ok)
 	}
 }

@@ -20,6 +20,7 @@ type Store interface {
 	Batches(ctx context.Context, tp metastore.TopicPartition, offset int64, maxBytes int64) ([]metastore.Batch, metastore.PartitionOffsets, error)
 	Offsets(ctx context.Context, tp metastore.TopicPartition) (metastore.PartitionOffsets, error)
 	metastore.BulkReads
+	AbortedTransactions(ctx context.Context, tp metastore.TopicPartition, from, upTo int64) ([]metastore.AbortedTxn, error)
 }
 
 // Reader serves fetches. It is safe for concurrent use. Its read-ahead
@@ -92,7 +93,39 @@ func New(cfg Config, store Store, bucket objstore.Bucket, logger *slog.Logger, r
 // An index entry of a compacted object holds many batches (see
 // metastore.Batch): Read returns those from the one holding offset on.
 func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64) ([]byte, metastore.PartitionOffsets, error) {
-	out, offs, err := r.read(ctx, tp, offset, maxBytes)
+	out, offs, _, err := r.readRetry(ctx, tp, offset, maxBytes, false)
+	return out, offs, err
+}
+
+// ReadCommitted is Read for a read_committed consumer: only batches below
+// the last stable offset (offs.LastStableOffset), and the aborted
+// transactions that overlap what it returns, in marker order, so the
+// client can drop their batches (Kafka's collectAbortedTxns).
+func (r *Reader) ReadCommitted(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64) ([]byte, metastore.PartitionOffsets, []metastore.AbortedTxn, error) {
+	out, offs, next, err := r.readRetry(ctx, tp, offset, maxBytes, true)
+	if err != nil {
+		return nil, offs, nil, err
+	}
+	aborted, err := r.aborted(ctx, tp, offset, next, offs, len(out))
+	if err != nil {
+		return nil, offs, nil, err
+	}
+	return out, offs, aborted, nil
+}
+
+// aborted returns the aborted transactions a read_committed read of tp
+// that returned [offset, next) (n bytes) answers.
+func (r *Reader) aborted(ctx context.Context, tp metastore.TopicPartition, offset, next int64, offs metastore.PartitionOffsets, n int) ([]metastore.AbortedTxn, error) {
+	if n == 0 || offset >= offs.AbortedEnd {
+		// No abort marker at or after offset: nothing to list (the
+		// common case, and every read of a partition without aborts).
+		return nil, nil
+	}
+	return r.store.AbortedTransactions(ctx, tp, offset, next)
+}
+
+func (r *Reader) readRetry(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64, committed bool) ([]byte, metastore.PartitionOffsets, int64, error) {
+	out, offs, next, err := r.read(ctx, tp, offset, maxBytes, committed)
 	if err != nil && r.chunks.bucket.IsNotFound(err) {
 		// The cached index named an object the storage janitor deleted
 		// (its rows were swapped to a compacted object, or reclaimed by
@@ -100,27 +133,30 @@ func (r *Reader) Read(ctx context.Context, tp metastore.TopicPartition, offset, 
 		// partition's cached index and look it up again, once.
 		r.logger.Debug("cached batch index named a deleted object; reading the index again", "partition", tp.Partition, "offset", offset, "err", err)
 		r.index.forget(tp)
-		out, offs, err = r.read(ctx, tp, offset, maxBytes)
+		out, offs, next, err = r.read(ctx, tp, offset, maxBytes, committed)
 	}
-	return out, offs, err
+	return out, offs, next, err
 }
 
-func (r *Reader) read(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64) ([]byte, metastore.PartitionOffsets, error) {
-	batches, offs, gen, ok, behind := r.index.lookup(tp, offset, maxBytes, r.cfg.PrefetchMinLag)
+// read returns the batches from offset on (below the last stable offset
+// when committed), the partition's offsets, and the offset after the last
+// batch returned.
+func (r *Reader) read(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64, committed bool) ([]byte, metastore.PartitionOffsets, int64, error) {
+	batches, offs, gen, ok, behind := r.index.lookup(tp, offset, maxBytes, r.cfg.PrefetchMinLag, committed)
 	if ok {
 		r.m.lookups.WithLabelValues("cache").Inc()
 	} else {
 		r.m.lookups.WithLabelValues("store").Inc()
 		res, o, err := r.store.Batches(ctx, tp, offset, lookupBytes(maxBytes, behind))
 		if err != nil {
-			return nil, o, err
+			return nil, o, offset, err
 		}
 		if batches, offs, err = r.looked(tp, gen, offset, maxBytes, res, o); err != nil {
-			return nil, offs, err
+			return nil, offs, offset, err
 		}
 	}
-	out, err := r.materialize(ctx, tp, offset, maxBytes, batches, offs)
-	return out, offs, err
+	out, next, err := r.materialize(ctx, tp, offset, maxBytes, batches, offs, committed)
+	return out, offs, next, err
 }
 
 // lookupBytes is how many stored bytes of entries a store lookup for a
@@ -146,26 +182,40 @@ func (r *Reader) looked(tp metastore.TopicPartition, gen uint64, offset, maxByte
 }
 
 // materialize reads the chunks of the index entries to read and returns
-// their batches from offset on, up to maxBytes (at least one).
-func (r *Reader) materialize(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64, batches []metastore.Batch, offs metastore.PartitionOffsets) ([]byte, error) {
-	if len(batches) == 0 || offset == offs.HighWatermark {
-		return nil, nil
+// their batches from offset on, up to maxBytes (at least one), below the
+// last stable offset when committed (a read_committed reader's), and the
+// offset after the last batch returned. A transaction marker's batch is
+// made from its entry (segment.MarkerBatch): no object holds it.
+func (r *Reader) materialize(ctx context.Context, tp metastore.TopicPartition, offset, maxBytes int64, batches []metastore.Batch, offs metastore.PartitionOffsets, committed bool) ([]byte, int64, error) {
+	stop := offs.HighWatermark
+	if committed {
+		stop = offs.LastStableOffset
+	}
+	if len(batches) == 0 || offset >= stop {
+		return nil, offset, nil
 	}
 	chunks, err := r.loadChunks(ctx, batches)
 	if err != nil {
-		return nil, err
+		return nil, offset, err
 	}
 	out := make([]byte, 0, min(sumLen(batches), max(maxBytes, int64(batches[0].Len))))
 	next := offset // the first offset not yet returned
 	for i, b := range batches {
-		data := chunks[i]
-		end := int64(b.Pos) + int64(b.Len)
-		if b.Pos < 0 || b.Len < 12 || end > int64(len(data)) {
-			return nil, fmt.Errorf("batch %d of %s: range [%d,%d) outside chunk of %d bytes", b.BaseOffset, b.SegmentKey, b.Pos, end, len(data))
+		var entry []byte
+		if b.IsMarker() {
+			m := b.Marker()
+			entry = segment.MarkerBatch(m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch, b.MaxTimestamp)
+		} else {
+			data := chunks[i]
+			end := int64(b.Pos) + int64(b.Len)
+			if b.Pos < 0 || b.Len < 12 || end > int64(len(data)) {
+				return nil, offset, fmt.Errorf("batch %d of %s: range [%d,%d) outside chunk of %d bytes", b.BaseOffset, b.SegmentKey, b.Pos, end, len(data))
+			}
+			entry = data[b.Pos:end]
 		}
 		var full bool
-		if out, next, full, err = appendEntry(out, data[b.Pos:end], b, next, maxBytes); err != nil {
-			return nil, err
+		if out, next, full, err = appendEntry(out, entry, b, next, maxBytes, stop); err != nil {
+			return nil, offset, err
 		}
 		if full {
 			break
@@ -173,16 +223,17 @@ func (r *Reader) materialize(ctx context.Context, tp metastore.TopicPartition, o
 	}
 	r.m.bytes.Add(float64(len(out)))
 	r.pf.observe(tp, offset, next, offs.HighWatermark)
-	return out, nil
+	return out, next, nil
 }
 
 // appendEntry appends to out the batches of one index entry (its bytes in
-// the decoded chunk) that end at or after next, their base offsets set and
-// partition leader epochs stamped, while out stays within maxBytes (the
-// first batch always goes: KIP-74). The entry's first batch starts at the
-// entry's base offset; the others, in a compacted object, carry their own.
-// It returns the next offset to read and whether maxBytes stopped it.
-func appendEntry(out, entry []byte, b metastore.Batch, next, maxBytes int64) ([]byte, int64, bool, error) {
+// the decoded chunk) that end at or after next and begin before stop,
+// their base offsets set and partition leader epochs stamped, while out
+// stays within maxBytes (the first batch always goes: KIP-74). The
+// entry's first batch starts at the entry's base offset; the others, in a
+// compacted object, carry their own. It returns the next offset to read
+// and whether maxBytes or stop ended it.
+func appendEntry(out, entry []byte, b metastore.Batch, next, maxBytes, stop int64) ([]byte, int64, bool, error) {
 	for pos, i := 0, 0; pos < len(entry); i++ {
 		rest := entry[pos:]
 		if len(rest) < batchHeaderLen {
@@ -203,6 +254,9 @@ func appendEntry(out, entry []byte, b metastore.Batch, next, maxBytes int64) ([]
 		}
 		if last < next {
 			continue // before the offset asked for
+		}
+		if base >= stop {
+			return out, next, true, nil // beyond the last stable offset
 		}
 		if len(out) > 0 && int64(len(out)+n) > maxBytes {
 			return out, next, true, nil
@@ -243,18 +297,26 @@ func (r *Reader) loadChunks(ctx context.Context, batches []metastore.Batch) ([][
 	first := make(map[chunkKey]int, 1) // chunk -> first batch index using it
 	var distinct []int
 	for i, b := range batches {
+		if b.IsMarker() {
+			continue // made from its row, not read
+		}
 		if _, ok := first[keyOf(b)]; !ok {
 			first[keyOf(b)] = i
 			distinct = append(distinct, i)
 		}
 	}
-	if len(distinct) == 1 {
-		data, err := r.chunks.get(ctx, keyOf(batches[0]))
+	switch len(distinct) {
+	case 0:
+		return out, nil
+	case 1:
+		data, err := r.chunks.get(ctx, keyOf(batches[distinct[0]]))
 		if err != nil {
 			return nil, err
 		}
-		for i := range out {
-			out[i] = data
+		for i, b := range batches {
+			if !b.IsMarker() {
+				out[i] = data
+			}
 		}
 		return out, nil
 	}
@@ -287,7 +349,9 @@ func (r *Reader) loadChunks(ctx context.Context, batches []metastore.Batch) ([][
 		return nil, firstErr
 	}
 	for i, b := range batches {
-		out[i] = out[first[keyOf(b)]]
+		if !b.IsMarker() {
+			out[i] = out[first[keyOf(b)]]
+		}
 	}
 	return out, nil
 }

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"hash/crc32"
+	"sort"
 	"strconv"
 	"time"
 
@@ -49,9 +50,17 @@ import (
 //     rows or the new ones, never a mix), then the cleaned offset moves to
 //     the end of what was mapped.
 //
-// Deliberate difference from Kafka: a tombstone's delete.retention.ms runs
-// from its own timestamp, where Kafka (KIP-534) starts it when the cleaner
-// first sees the tombstone and records that time in the batch.
+//   - Transactions, as Kafka's cleaner treats them: nothing at or after the
+//     last stable offset is cleaned (an open transaction may still abort);
+//     the batches of aborted transactions put no key in the offset map and
+//     are removed (but for a producer's last batch, emptied); transaction
+//     markers stay.
+//
+// Deliberate differences from Kafka: a tombstone's delete.retention.ms
+// runs from its own timestamp, where Kafka (KIP-534) starts it when the
+// cleaner first sees the tombstone and records that time in the batch;
+// transaction markers are never removed (Kafka removes a marker once the
+// transaction's data is gone and delete.retention.ms has passed).
 
 // offsetMap maps key hashes to their latest offset, up to a capacity.
 type offsetMap struct {
@@ -87,7 +96,9 @@ func (m *offsetMap) get(key []byte) (int64, bool) {
 // clean compacts one partition of a compacted topic by key when it is due
 // (see above).
 func (j *Janitor) clean(ctx context.Context, l metastore.Lease, p *metastore.StoredPartition, cfg topicconfig.Config, topic string) error {
-	start, end := p.LogStartOffset, p.CompactedOffset
+	// Nothing at or after the last stable offset: an open transaction's
+	// records may still be aborted.
+	start, end := p.LogStartOffset, min(p.CompactedOffset, p.LastStableOffset)
 	if end <= start {
 		return nil
 	}
@@ -143,7 +154,15 @@ func (j *Janitor) clean(ctx context.Context, l metastore.Lease, p *metastore.Sto
 	}
 
 	began := time.Now()
-	m, latest, err := j.mapKeys(ctx, dirtyRows, firstDirty)
+	var aborted abortedSet
+	if p.AbortedEnd > start {
+		list, err := j.store.AbortedTransactions(ctx, p.TopicPartition, start, end)
+		if err != nil {
+			return fmt.Errorf("log compaction of %s/%d: aborted transactions: %w", topic, p.Partition, err)
+		}
+		aborted = newAbortedSet(list)
+	}
+	m, latest, err := j.mapKeys(ctx, dirtyRows, firstDirty, end, aborted)
 	if err != nil {
 		return fmt.Errorf("log compaction of %s/%d: offset map: %w", topic, p.Partition, err)
 	}
@@ -154,7 +173,7 @@ func (j *Janitor) clean(ctx context.Context, l metastore.Lease, p *metastore.Sto
 	if err != nil {
 		return fmt.Errorf("log compaction of %s/%d: producer state: %w", topic, p.Partition, err)
 	}
-	f := filter{offsets: m, latest: latest, tombstonesBefore: now - cfg.DeleteRetentionMs, tails: tails}
+	f := filter{offsets: m, latest: latest, tombstonesBefore: now - cfg.DeleteRetentionMs, tails: tails, aborted: aborted}
 	var group []metastore.IndexRow
 	size := 0
 	flush := func() error {
@@ -192,9 +211,10 @@ func (j *Janitor) clean(ctx context.Context, l metastore.Lease, p *metastore.Sto
 }
 
 // mapKeys reads the dirty rows' records from firstDirty on into an offset
-// map, until it is full, and returns it with the last offset mapped (every
-// record up to it, keyed or not, is accounted for).
-func (j *Janitor) mapKeys(ctx context.Context, rows []metastore.IndexRow, firstDirty int64) (*offsetMap, int64, error) {
+// map, until it is full or the batches reach stable (the last stable
+// offset), and returns it with the last offset mapped (every record up to
+// it, keyed or not, is accounted for). Aborted batches map no key.
+func (j *Janitor) mapKeys(ctx context.Context, rows []metastore.IndexRow, firstDirty, stable int64, aborted abortedSet) (*offsetMap, int64, error) {
 	m := newOffsetMap(j.cfg.CleanerKeys)
 	latest := firstDirty - 1
 	for _, r := range rows {
@@ -211,7 +231,10 @@ func (j *Janitor) mapKeys(ctx context.Context, rows []metastore.IndexRow, firstD
 			if last < firstDirty {
 				continue
 			}
-			if rb.Attributes&attrControl == 0 {
+			if rb.FirstOffset >= stable {
+				return m, latest, nil
+			}
+			if rb.Attributes&attrControl == 0 && !aborted.has(&rb) {
 				full := false
 				err := eachRecord(&rb, func(off int64, rec *kmsg.Record, _ []byte) bool {
 					if off >= firstDirty && rec.Key != nil && !m.put(rec.Key, off) {
@@ -276,6 +299,8 @@ type filter struct {
 	// tails is each producer's last batch's last offset: such a batch
 	// stays, emptied if need be.
 	tails map[int64]int64
+	// aborted are the aborted transactions: their batches go.
+	aborted abortedSet
 
 	removedRecords int
 }
@@ -284,8 +309,34 @@ type filter struct {
 const (
 	attrCodec         = 0x07
 	attrLogAppendTime = 0x08
+	attrTransactional = 0x10
 	attrControl       = 0x20
 )
+
+// abortedSet holds a partition's aborted transactions by producer.
+type abortedSet map[int64][]metastore.AbortedTxn
+
+func newAbortedSet(list []metastore.AbortedTxn) abortedSet {
+	s := abortedSet{}
+	for _, a := range list {
+		s[a.ProducerID] = append(s[a.ProducerID], a)
+	}
+	return s
+}
+
+// has reports whether rb is a batch of an aborted transaction: a
+// transactional batch of the producer between one of its aborted
+// transactions' first offset and marker.
+func (s abortedSet) has(rb *kmsg.RecordBatch) bool {
+	if rb.Attributes&attrTransactional == 0 || rb.Attributes&attrControl != 0 {
+		return false
+	}
+	list := s[rb.ProducerID]
+	// In marker order: the first marker after the batch ends its
+	// transaction.
+	i := sort.Search(len(list), func(i int) bool { return list[i].LastOffset > rb.FirstOffset })
+	return i < len(list) && list[i].FirstOffset <= rb.FirstOffset
+}
 
 // keep reports whether the record at offset stays.
 func (f *filter) keep(offset int64, rec *kmsg.Record, ts int64) bool {
@@ -317,7 +368,12 @@ func (f *filter) apply(b batch) (batch, error) {
 		maxTS   = int64(-1)
 		dropped int
 	)
+	abortedBatch := f.aborted.has(&rb)
 	err := eachRecord(&rb, func(off int64, rec *kmsg.Record, raw []byte) bool {
+		if abortedBatch {
+			dropped++
+			return true
+		}
 		ts := rb.FirstTimestamp + rec.TimestampDelta64
 		if rb.Attributes&attrLogAppendTime != 0 {
 			ts = rb.MaxTimestamp

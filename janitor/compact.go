@@ -169,6 +169,9 @@ func (j *Janitor) readRows(ctx context.Context, rows []metastore.IndexRow) ([]ba
 	data := map[chunkKey][]byte{}
 	var keys []chunkKey
 	for _, r := range rows {
+		if r.IsMarker() {
+			continue // made from its row
+		}
 		k := chunkKey{r.SegmentKey, r.ChunkOffset, r.ChunkLength}
 		if _, ok := data[k]; !ok {
 			data[k] = nil
@@ -207,6 +210,17 @@ func (j *Janitor) readRows(ctx context.Context, rows []metastore.IndexRow) ([]ba
 	j.m.compactReads.Add(float64(len(keys)))
 	var out []batch
 	for _, r := range rows {
+		if r.IsMarker() {
+			// A transaction marker's row names no object: its bytes are
+			// made from the row, and from now on the rewrite stores them.
+			m := r.Marker()
+			mb := segment.MarkerBatch(m.ProducerID, m.ProducerEpoch, m.Commit, m.CoordinatorEpoch, r.MaxTimestamp)
+			var err error
+			if out, err = appendRowBatches(out, mb, r.Batch); err != nil {
+				return nil, err
+			}
+			continue
+		}
 		chunk := data[chunkKey{r.SegmentKey, r.ChunkOffset, r.ChunkLength}]
 		end := int64(r.Pos) + int64(r.Len)
 		if r.Pos < 0 || end > int64(len(chunk)) {

@@ -20,6 +20,9 @@ type Store interface {
 	metastore.Lifecycle
 	Topics(ctx context.Context) ([]metastore.Topic, error)
 	AddPendingSegment(ctx context.Context, key string) error
+	// AbortedTransactions tells log compaction by key which batches
+	// belong to aborted transactions.
+	AbortedTransactions(ctx context.Context, tp metastore.TopicPartition, from, upTo int64) ([]metastore.AbortedTxn, error)
 }
 
 // LeaseName is the metastore lease the janitors of a cluster share.

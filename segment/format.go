@@ -44,6 +44,7 @@ const (
 	batchHeaderLen      = 61
 	batchLengthOffset   = 8
 	batchMagicOffset    = 16
+	batchCRCOffset      = 17
 	batchAttrOffset     = 21
 	batchLastDeltaOff   = 23
 	batchFirstTSOffset  = 27

@@ -29,6 +29,8 @@ type Item struct {
 	ProducerID    int64
 	ProducerEpoch int16
 	BaseSequence  int32
+	// Transactional is the batch's transactional attribute.
+	Transactional bool
 }
 
 // Pending is the outcome of one Append call, known once its segment is
@@ -135,8 +137,8 @@ type Hooks struct {
 	// produce requests are answered, with every partition the segment
 	// touched and the batch index entries the commit added to it (in
 	// offset order; none for a partition whose batches were all
-	// duplicates or refused): the read path extends its cached index with
-	// them and wakes waiting fetches.
+	// duplicates or refused, or that got a transactional batch): the read
+	// path extends its cached index with them and wakes waiting fetches.
 	Committed func(map[metastore.TopicPartition][]metastore.Batch)
 }
 
@@ -503,6 +505,7 @@ func (s *openSegment) rows() ([]metastore.BatchAppend, error) {
 			ProducerID:     ref.item.ProducerID,
 			ProducerEpoch:  ref.item.ProducerEpoch,
 			BaseSequence:   ref.item.BaseSequence,
+			Transactional:  ref.item.Transactional,
 			ChunkOffset:    c.Offset,
 			ChunkLength:    c.Length,
 			Pos:            b.Pos,
@@ -519,8 +522,18 @@ func (p *Pipeline) complete(s *openSegment, rows []metastore.BatchAppend, result
 	for tp := range s.perTP {
 		added[tp] = nil
 	}
+	// A transactional batch may start a transaction on its partition
+	// (moving nothing the read path can see but the last stable offset's
+	// future): its partition is reported without batches, which makes
+	// the read path look the partition up again.
+	txn := map[metastore.TopicPartition]bool{}
 	for i, row := range rows {
-		if results[i].Err != nil {
+		if results[i].Err == nil && row.Transactional {
+			txn[row.TopicPartition] = true
+		}
+	}
+	for i, row := range rows {
+		if results[i].Err != nil || txn[row.TopicPartition] {
 			continue // a duplicate or a refused batch: not indexed
 		}
 		added[row.TopicPartition] = append(added[row.TopicPartition], metastore.Batch{

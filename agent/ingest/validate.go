@@ -142,8 +142,9 @@ func validateBatch(batch []byte, o ValidateOptions) (Item, error) {
 	if attrs&attrControl != 0 {
 		return Item{}, invalid(kerr.InvalidRecord, "clients may not write control batches")
 	}
-	if attrs&attrTransactional != 0 {
-		return Item{}, invalid(kerr.InvalidTxnState, "transactions are not supported")
+	transactional := attrs&attrTransactional != 0
+	if transactional && b.ProducerID < 0 {
+		return Item{}, invalid(kerr.InvalidRecord, "transactional record batch without a producer id")
 	}
 	codec := kgo.CompressionCodecType(attrs & attrCompression)
 	switch {
@@ -203,6 +204,7 @@ func validateBatch(batch []byte, o ValidateOptions) (Item, error) {
 		ProducerID:    b.ProducerID,
 		ProducerEpoch: b.ProducerEpoch,
 		BaseSequence:  b.FirstSequence,
+		Transactional: transactional,
 	}, nil
 }
 

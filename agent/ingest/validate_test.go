@@ -58,7 +58,7 @@ func TestValidateRejects(t *testing.T) {
 		}), nil, kerr.CorruptMessage},
 		{"garbage records", edit(func(b []byte) []byte { b[62] = 0x7f; return fixCRC(b) }), nil, kerr.CorruptMessage},
 		{"control", edit(func(b []byte) []byte { b[offAttributes+1] |= attrControl; return fixCRC(b) }), nil, kerr.InvalidRecord},
-		{"transactional", edit(func(b []byte) []byte { b[offAttributes+1] |= attrTransactional; return fixCRC(b) }), nil, kerr.InvalidTxnState},
+		{"transactional without a producer id", edit(func(b []byte) []byte { b[offAttributes+1] |= attrTransactional; return fixCRC(b) }), nil, kerr.InvalidRecord},
 		{"codec 7", edit(func(b []byte) []byte { b[offAttributes+1] |= 7; return fixCRC(b) }), nil, kerr.CorruptMessage},
 		{"zstd before v7", segmenttest.New(segmenttest.Options{Records: 2, Compressed: true}), func(o *ValidateOptions) { o.AllowZstd = false }, kerr.UnsupportedCompressionType},
 		{"idempotent without sequence", segmenttest.New(segmenttest.Options{Records: 2, Idempotent: true, ProducerID: 5, BaseSequence: -1}), nil, kerr.InvalidRecord},
