@@ -194,14 +194,14 @@ func (s *Store) BatchesMany(ctx context.Context, queries []metastore.BatchesQuer
 	out := make([]metastore.BatchesResult, n)
 	found := make([]bool, n)
 	sums := make([]int64, n)
-	rows, err := s.pool.Query(ctx, `SELECT u.ord::integer, p.log_start_offset, p.high_watermark,
+	rows, err := s.pool.Query(ctx, `SELECT u.ord::integer, `+offsetsColumns+`,
 			coalesce(b.base_offset, -1), coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1),
 			coalesce(b.key, ''), coalesce(b.chunk_offset, 0), coalesce(b.chunk_length, 0), coalesce(b.pos, 0), coalesce(b.len, 0)
 		FROM unnest($1::uuid[], $2::integer[], $3::bigint[]) WITH ORDINALITY AS u(t, pa, off, ord)
 		JOIN partitions p ON p.topic_id = u.t AND p.partition = u.pa AND NOT p.deleted
 		LEFT JOIN LATERAL (
 			SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key, b.chunk_offset, b.chunk_length, b.pos, b.len
-			FROM batches b JOIN segments s ON s.id = b.segment_id
+			FROM batches b LEFT JOIN segments s ON s.id = b.segment_id
 			WHERE b.partition_id = p.id AND b.last_offset >= u.off
 			ORDER BY b.last_offset LIMIT `+strconv.Itoa(metastore.BulkBatches)+`
 		) b ON true
@@ -216,7 +216,7 @@ func (s *Store) BatchesMany(ctx context.Context, queries []metastore.BatchesQuer
 			o   metastore.PartitionOffsets
 			b   metastore.Batch
 		)
-		if err := rows.Scan(&ord, &o.LogStartOffset, &o.HighWatermark, &b.BaseOffset, &b.LastOffset, &b.MaxTimestamp,
+		if err := rows.Scan(&ord, &o.LogStartOffset, &o.HighWatermark, &o.LastStableOffset, &o.AbortedEnd, &b.BaseOffset, &b.LastOffset, &b.MaxTimestamp,
 			&b.SegmentKey, &b.ChunkOffset, &b.ChunkLength, &b.Pos, &b.Len); err != nil {
 			return nil, err
 		}
@@ -250,7 +250,7 @@ func (s *Store) OffsetsMany(ctx context.Context, tps []metastore.TopicPartition)
 	}
 	out := make([]metastore.OffsetsResult, n)
 	found := make([]bool, n)
-	rows, err := s.pool.Query(ctx, `SELECT u.ord::integer, p.log_start_offset, p.high_watermark
+	rows, err := s.pool.Query(ctx, `SELECT u.ord::integer, `+offsetsColumns+`
 		FROM unnest($1::uuid[], $2::integer[]) WITH ORDINALITY AS u(t, pa, ord)
 		JOIN partitions p ON p.topic_id = u.t AND p.partition = u.pa AND NOT p.deleted`, topics, parts)
 	if err != nil {
@@ -262,7 +262,7 @@ func (s *Store) OffsetsMany(ctx context.Context, tps []metastore.TopicPartition)
 			ord int32
 			o   metastore.PartitionOffsets
 		)
-		if err := rows.Scan(&ord, &o.LogStartOffset, &o.HighWatermark); err != nil {
+		if err := rows.Scan(&ord, &o.LogStartOffset, &o.HighWatermark, &o.LastStableOffset, &o.AbortedEnd); err != nil {
 			return nil, err
 		}
 		out[ord-1].Offsets, found[ord-1] = o, true

@@ -161,9 +161,9 @@ func (s *Store) BatchesMany(ctx context.Context, queries []metastore.BatchesQuer
 				return err
 			}
 			r.Offsets = o
-			rows, err := tx.QueryContext(ctx, `SELECT b.base_offset, b.last_offset, b.max_timestamp, s.key,
+			rows, err := tx.QueryContext(ctx, `SELECT b.base_offset, b.last_offset, b.max_timestamp, coalesce(s.key, ''),
 				b.chunk_offset, b.chunk_length, b.pos, b.len
-				FROM batches b JOIN segments s ON s.id = b.segment_id
+				FROM batches b LEFT JOIN segments s ON s.id = b.segment_id
 				WHERE b.partition_id = ? AND b.last_offset >= ? ORDER BY b.last_offset LIMIT ?`, id, q.Offset, metastore.BulkBatches)
 			if err != nil {
 				return err

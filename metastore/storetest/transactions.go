@@ -98,6 +98,9 @@ func testTransactions(t *testing.T, s metastore.Backend) {
 	if o := offsets(t, s, tp0); o.HighWatermark != 8 || o.LastStableOffset != 2 || o.AbortedEnd != 0 {
 		t.Fatalf("p0 with an open transaction: %+v", o)
 	}
+	if om, err := s.OffsetsMany(c, []metastore.TopicPartition{tp0}); err != nil || om[0].Offsets.LastStableOffset != 2 {
+		t.Fatalf("OffsetsMany with an open transaction: %+v %v", om, err)
+	}
 	if o := offsets(t, s, tp2); o.LastStableOffset != o.HighWatermark {
 		t.Fatalf("p2 outside the transaction: %+v", o)
 	}
@@ -137,6 +140,11 @@ func testTransactions(t *testing.T, s metastore.Backend) {
 	}
 	markerAt(t, s, tp0, 8, p.ProducerID, p.Epoch, true)
 	markerAt(t, s, tp1, 1, p.ProducerID, p.Epoch, true)
+	bm, err := s.BatchesMany(c, []metastore.BatchesQuery{{TopicPartition: tp0, Offset: 7, MaxBytes: 1 << 20}})
+	must(t, "BatchesMany", err)
+	if r := bm[0]; r.Err != nil || len(r.Batches) != 2 || !r.Batches[1].IsMarker() || r.Offsets.LastStableOffset != 9 {
+		t.Fatalf("BatchesMany over the marker: %+v", r)
+	}
 	if o := offsets(t, s, tp0); o.HighWatermark != 9 || o.LastStableOffset != 9 || o.AbortedEnd != 0 {
 		t.Fatalf("p0 after the commit: %+v", o)
 	}
