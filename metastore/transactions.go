@@ -57,11 +57,12 @@ type Transactions interface {
 	EndTransaction(ctx context.Context, req EndTxnRequest) (EndTxnResult, error)
 
 	// StageTxnOffsets stages offsets a transaction commits for a group
-	// (TxnOffsetCommit): they become committed offsets when the
-	// transaction commits, and are dropped when it aborts. Errors:
-	// ErrInvalidProducerIDMapping, ErrProducerFenced,
-	// ErrPartitionNotInTxn (the group is not in the ongoing transaction,
-	// and AddGroup is not set), ErrUnknownTopicOrPartition, ErrTxnTooLarge.
+	// (TxnOffsetCommit, which the group's coordinator answers): they
+	// become committed offsets when the transaction commits, and are
+	// dropped when it aborts. Errors: ErrGroupFenced,
+	// ErrIllegalGeneration, ErrInvalidProducerIDMapping,
+	// ErrProducerFenced, ErrPartitionNotInTxn (the group is not in the
+	// ongoing transaction, and AddGroup is not set), ErrTxnTooLarge.
 	StageTxnOffsets(ctx context.Context, req TxnOffsetsRequest) error
 
 	// PendingTxnOffsets returns which of tps (all of the group's when tps
@@ -215,6 +216,12 @@ type TxnOffsetsRequest struct {
 	AddGroup bool
 	// MaxOffsets bounds the offsets the transaction stages.
 	MaxOffsets int
+	// GroupEpoch fences the group coordinator's write as
+	// GroupOwnership.CommitOwnedOffsets does (ErrGroupFenced), and
+	// Generation, when >= 0, must be the group's stored generation
+	// (ErrIllegalGeneration). GroupEpoch 0 checks neither.
+	GroupEpoch int64
+	Generation int32
 }
 
 // AbortedTxn is one aborted transaction of a partition: its producer, its

@@ -301,6 +301,24 @@ func (s *Store) EndTransaction(ctx context.Context, req metastore.EndTxnRequest)
 // StageTxnOffsets implements metastore.Transactions.
 func (s *Store) StageTxnOffsets(ctx context.Context, req metastore.TxnOffsetsRequest) error {
 	err := s.tx(ctx, func(tx pgx.Tx) error {
+		if req.GroupEpoch != 0 {
+			// The group coordinator's fence, as CommitOwnedOffsets
+			// checks it (see owners.go): first, as a claim takes the
+			// owner row before anything else.
+			var owned, genOK bool
+			if err := tx.QueryRow(ctx, `WITH `+fmt.Sprintf(ownerCTE, "$2")+`
+				SELECT EXISTS (SELECT 1 FROM owner),
+					$3::integer < 0 OR EXISTS (SELECT 1 FROM groups WHERE name = $1 AND generation = $3)`,
+				req.Group, req.GroupEpoch, req.Generation).Scan(&owned, &genOK); err != nil {
+				return err
+			}
+			if !owned {
+				return fenced(req.Group, req.GroupEpoch)
+			}
+			if !genOK {
+				return fmt.Errorf("generation %d: %w", req.Generation, metastore.ErrIllegalGeneration)
+			}
+		}
 		cur, err := loadTxn(ctx, tx, req.ID)
 		if err != nil {
 			return err

@@ -397,6 +397,21 @@ func (s *Store) EndTransaction(ctx context.Context, req metastore.EndTxnRequest)
 // StageTxnOffsets implements metastore.Transactions.
 func (s *Store) StageTxnOffsets(ctx context.Context, req metastore.TxnOffsetsRequest) error {
 	err := s.write(ctx, func(tx *sql.Tx) error {
+		if req.GroupEpoch != 0 {
+			if err := owned(ctx, tx, req.Group, req.GroupEpoch); err != nil {
+				return err
+			}
+			if req.Generation >= 0 {
+				var one int
+				err := tx.QueryRowContext(ctx, `SELECT 1 FROM groups WHERE name = ? AND generation = ?`, req.Group, req.Generation).Scan(&one)
+				if errors.Is(err, sql.ErrNoRows) {
+					return fmt.Errorf("generation %d: %w", req.Generation, metastore.ErrIllegalGeneration)
+				}
+				if err != nil {
+					return err
+				}
+			}
+		}
 		cur, err := loadTxn(ctx, tx, req.ID)
 		if err != nil {
 			return err

@@ -203,6 +203,31 @@ func testTransactions(t *testing.T, s metastore.Backend) {
 	wantErr(t, "another producer id", err, metastore.ErrInvalidProducerIDMapping)
 	_, err = s.AddToTransaction(c, metastore.AddToTxnRequest{TxnProducer: p, Claim: claim, Partitions: []metastore.TopicPartition{{Topic: top.ID, Partition: 9}}})
 	wantErr(t, "unknown partition", err, metastore.ErrUnknownTopicOrPartition)
+
+	// The group coordinator's fence: a stage under a replaced group
+	// claim, or for another generation, is refused.
+	gc, err := s.ClaimGroup(c, g)
+	must(t, "ClaimGroup", err)
+	must(t, "SaveOwnedGroup", s.SaveOwnedGroup(c, gc.Epoch, metastore.Group{Name: g, State: "Stable", ProtocolType: "consumer", Generation: 3}))
+	addPartitions(t, s, claim, p, tp2)
+	_, err = s.AddToTransaction(c, metastore.AddToTxnRequest{TxnProducer: p, Claim: claim, Groups: []string{g}})
+	must(t, "AddToTransaction group", err)
+	stage := func(epoch int64, gen int32) error {
+		return s.StageTxnOffsets(c, metastore.TxnOffsetsRequest{TxnProducer: p, Group: g, GroupEpoch: epoch, Generation: gen,
+			Offsets: []metastore.CommittedOffset{{TopicPartition: tp2, Offset: 50, LeaderEpoch: -1, CommitTime: time.Now()}}})
+	}
+	wantErr(t, "StageTxnOffsets of another generation", stage(gc.Epoch, 2), metastore.ErrIllegalGeneration)
+	must(t, "StageTxnOffsets fenced by the group", stage(gc.Epoch, 3))
+	gc2, err := s.ClaimGroup(c, g)
+	must(t, "ClaimGroup again", err)
+	wantErr(t, "StageTxnOffsets under a replaced group claim", stage(gc.Epoch, 3), metastore.ErrGroupFenced)
+	must(t, "StageTxnOffsets under the new group claim", stage(gc2.Epoch, -1))
+	endTxn(t, s, claim, p, false, false)
+	if got, _ := s.FetchOffsets(c, g, nil); len(got) != 1 || got[0].Offset != 42 {
+		t.Fatalf("an aborted transaction's offsets were committed: %+v", got)
+	}
+	r = commit(t, s, "s3b", txnBatch(tp2, p.ProducerID, p.Epoch, 0, 1))
+	expect(t, "batch after the abort", r[0], 0, metastore.ErrPartitionNotInTxn)
 }
 
 func testTransactionFencing(t *testing.T, s metastore.Backend) {
