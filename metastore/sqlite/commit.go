@@ -151,6 +151,14 @@ func (s *Store) CommitSegment(ctx context.Context, seg metastore.Segment) ([]met
 					results[i].BaseOffset, results[i].Err = -1, err
 					continue
 				}
+				if !b.Transactional && pe.st != nil && pe.st.TxnFirst >= 0 {
+					// Kafka, after the sequence checks: a
+					// non-transactional write while the producer's
+					// transaction is open here.
+					results[i].BaseOffset = -1
+					results[i].Err = fmt.Errorf("%w: producer %d has a transaction open", metastore.ErrInvalidTxnState, b.ProducerID)
+					continue
+				}
 			}
 			records := int64(max(b.Records, 1))
 			base := p.hw
@@ -259,24 +267,20 @@ func loadProducer(ctx context.Context, stmt *sql.Stmt, k producerKey) (*producer
 	return st, nil
 }
 
-// checkTxn makes the transaction checks of one batch (see CommitSegment):
-// for a transactional batch, that its transaction is ongoing at its epoch
-// and holds the partition (started reports that the batch starts the
-// transaction on the partition); for another batch of a producer, that
-// the producer has no transaction open on the partition. A refusal is a
-// batch result (isTxnResult); other errors fail the commit.
+// checkTxn makes the transaction checks of a transactional batch (see
+// CommitSegment): that its transaction is ongoing at its epoch and holds
+// the partition; started reports that the batch starts the transaction on
+// the partition. A refusal is a batch result (isTxnResult); other errors
+// fail the commit.
 func (s *Store) checkTxn(ctx context.Context, txnStmt *sql.Stmt, b metastore.BatchAppend, partitionID int64, pe *prodEntry) (started bool, err error) {
+	if !b.Transactional {
+		return false, nil
+	}
 	var st *producerState
 	if pe != nil {
 		st = pe.st
 	}
 	open := st != nil && st.TxnFirst >= 0
-	if !b.Transactional {
-		if open {
-			return false, fmt.Errorf("%w: producer %d has a transaction open", metastore.ErrInvalidTxnState, b.ProducerID)
-		}
-		return false, nil
-	}
 	if b.ProducerID < 0 {
 		return false, fmt.Errorf("%w: a transactional batch without a producer id", metastore.ErrInvalidTxnState)
 	}

@@ -90,8 +90,9 @@ func testTransactions(t *testing.T, s metastore.Backend) {
 	expect(t, "second batch of the transaction", r[4], 6, nil)
 	// A non-transactional batch of the producer while its transaction is
 	// open; a transactional one of a producer id no transactional id has.
-	r = commit(t, s, "s3", idem(tp0, p.ProducerID, p.Epoch, 5, 1), txnBatch(tp1, p.ProducerID+1000, 0, 0, 1))
-	expect(t, "non-transactional batch of a transactional producer", r[0], 0, metastore.ErrInvalidTxnState)
+	r = commit(t, s, "s3", idem(tp0, p.ProducerID, p.Epoch, 6, 1), txnBatch(tp1, p.ProducerID+1000, 0, 0, 1), idem(tp0, p.ProducerID, p.Epoch, 5, 1))
+	expect(t, "non-transactional batch of a transactional producer out of sequence", r[0], 0, metastore.ErrOutOfOrderSequence)
+	expect(t, "non-transactional batch of a transactional producer", r[2], 0, metastore.ErrInvalidTxnState)
 	expect(t, "unknown producer id", r[1], 0, metastore.ErrInvalidProducerIDMapping)
 
 	// The last stable offset stops at the transaction's first batch.

@@ -251,9 +251,6 @@ BEGIN
 				END IF;
 				started := NOT (st_found AND st_txn >= 0);
 			END IF;
-		ELSIF st_found AND st_txn >= 0 THEN
-			res_code[i] := 5; -- Kafka: a non-transactional write while the producer's transaction is open
-			CONTINUE;
 		END IF;
 
 		IF p_pid[i] >= 0 THEN
@@ -290,6 +287,12 @@ BEGIN
 					END IF;
 				END IF;
 			END IF;
+		END IF;
+		IF NOT p_txn[i] AND st_found AND st_txn >= 0 THEN
+			-- Kafka, after the sequence checks: a non-transactional write
+			-- while the producer's transaction is open here.
+			res_code[i] := 5;
+			CONTINUE;
 		END IF;
 
 		res_off[i] := hw;
