@@ -26,19 +26,32 @@ package agent
 //   - LogAppendTime topics: batches are stamped with the broker time (first
 //     and max timestamp, CRC recomputed), which is answered.
 //   - v13 names topics by id; an unknown id answers UNKNOWN_TOPIC_ID.
-//   - Authorization (when on), as Kafka: a transactional request needs
-//     WRITE on its transactional id (else TRANSACTIONAL_ID_AUTHORIZATION_FAILED
-//     for every partition); each topic needs WRITE, else
-//     TOPIC_AUTHORIZATION_FAILED for its partitions (checked before the
-//     topic's existence, so an unauthorized client learns nothing).
+//   - Transactional batches (agent/txn) are committed only while their
+//     producer's transaction is ongoing at their epoch and holds the
+//     partition, checked in the segment's metastore commit: a partition
+//     not added answers INVALID_TXN_STATE (TRANSACTION_ABORTABLE from v11),
+//     a stale epoch INVALID_PRODUCER_EPOCH, a producer id no transactional
+//     id holds INVALID_PRODUCER_ID_MAPPING. v12+ (KIP-890) adds the
+//     partitions to the transaction first, implicitly (one metastore
+//     transaction per request that brings a partition new to its
+//     transaction). A non-transactional batch of a producer whose
+//     transaction is open on the partition answers INVALID_TXN_STATE.
+//     Transactional batches in a request without a transactional id
+//     answer TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition, as
+//     Kafka does.
+//   - Authorization (when on), as Kafka: a request with transactional
+//     batches needs WRITE on its transactional id (else
+//     TRANSACTIONAL_ID_AUTHORIZATION_FAILED for every partition); each
+//     topic needs WRITE, else TOPIC_AUTHORIZATION_FAILED for its
+//     partitions (checked before the topic's existence, so an
+//     unauthorized client learns nothing).
 //   - Internal topics (__consumer_offsets) answer INVALID_TOPIC_EXCEPTION,
 //     as Kafka answers clients other than its own admin.
 //
 // Differences from Kafka: a partition whose records are null answers
 // INVALID_RECORD and the request's other partitions are written; Kafka
 // 4.4 leaves such a request unanswered until the client times out.
-// Transactional batches answer INVALID_TXN_STATE
-// (silt has no transactions yet). Kafka rejects v3+ requests that carry
+// Kafka rejects v3+ requests that carry
 // more than one batch for a partition; silt accepts and writes them in
 // order. Produce never auto-creates topics (Kafka only creates them on
 // Metadata too). A failed upload or commit answers the retriable
@@ -80,6 +93,10 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 	)
 	fail := func(p *kmsg.ProduceResponseTopicPartition, err error, topic string) {
 		p.ErrorCode = errorCode(err)
+		if req.Version >= 11 && errors.Is(err, metastore.ErrPartitionNotInTxn) {
+			// KIP-890: clients that know it abort and go on.
+			p.ErrorCode = kerr.TransactionAbortable.Code
+		}
 		if req.Version >= 8 {
 			var ve *ingest.ValidationError
 			if errors.As(err, &ve) {
@@ -94,10 +111,14 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		}
 	}
 
-	// A transactional producer needs WRITE on its transactional id
-	// (checked before the topics, as Kafka does).
-	txnDenied := req.TransactionID != nil &&
-		!r.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID)
+	// Transactional batches need a transactional id the producer may
+	// WRITE (checked before the topics, as Kafka does).
+	transactional := hasTransactionalRecords(req)
+	txnDenied := transactional && (req.TransactionID == nil ||
+		!r.authorized(kmsg.ACLOperationWrite, kmsg.ACLResourceTypeTransactionalId, *req.TransactionID))
+	if transactional && req.TransactionID == nil {
+		r.logError(kerr.TransactionalIDAuthorizationFailed.Code, errNoTransactionalID)
+	}
 
 	resp.Topics = make([]kmsg.ProduceResponseTopic, len(req.Topics))
 	for i := range req.Topics {
@@ -194,6 +215,26 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 		return nil, nil
 	}
 
+	if transactional && req.Version >= 12 && len(items) > 0 {
+		// KIP-890: the partitions join their transactions first; a
+		// partition that cannot is answered and not appended.
+		failed := a.implicitAdd(ctx, *req.TransactionID, items)
+		if len(failed) > 0 {
+			keptSlots, keptItems := slots[:0:0], items[:0:0]
+			for _, s := range slots {
+				if err := failed[items[s.first].TopicPartition]; err != nil {
+					fail(s.p, err, s.topic)
+					continue
+				}
+				first := len(keptItems)
+				keptItems = append(keptItems, items[s.first:s.first+s.n]...)
+				s.first = first
+				keptSlots = append(keptSlots, s)
+			}
+			slots, items = keptSlots, keptItems
+		}
+	}
+
 	if len(items) == 0 {
 		r.release()
 		if req.Acks == 0 {
@@ -263,6 +304,12 @@ func (a *Agent) handleProduce(ctx context.Context, r *request) (kmsg.Response, e
 			}
 		}
 		if perr != nil {
+			if errors.Is(perr, metastore.ErrPartitionNotInTxn) {
+				// The implicit add the cache remembered is gone (the
+				// transaction ended meanwhile): ask again next time.
+				it := items[s.first]
+				a.txnAdded.forget(it.ProducerID, it.ProducerEpoch)
+			}
 			fail(s.p, perr, "")
 			continue
 		}

@@ -28,6 +28,12 @@ package agent
 //     woken at once by a commit to any of its partitions (fetch.Reader
 //     watches; nothing polls). A partition error answers at once.
 //   - Batches carry partition leader epoch 0, as Metadata reports.
+//   - read_committed (isolation level 1) reads stop at the partition's
+//     last stable offset (where the oldest open transaction begins), and
+//     list the aborted transactions of what they return, so that clients
+//     drop those batches (agent/txn); every answer carries the last stable
+//     offset. Transaction markers are control batches at their offsets,
+//     made from their index rows.
 //   - Authorization (when on): each topic needs READ, else
 //     TOPIC_AUTHORIZATION_FAILED for its partitions (Kafka's check for a
 //     consumer fetch).
@@ -35,9 +41,9 @@ package agent
 // Differences from Kafka: no incremental fetch sessions: a session request
 // is answered with session id 0 and no error (KIP-227's "no session",
 // clients then send full fetches); an incremental fetch of an unknown
-// session answers FETCH_SESSION_ID_NOT_FOUND. There are no transactions,
-// so read_committed equals read_uncommitted (last stable offset = high
-// watermark, no aborted transactions). No throttling; the preferred read
+// session answers FETCH_SESSION_ID_NOT_FOUND. The aborted list may name
+// aborted transactions of batches the response's byte limits then left
+// out (clients ignore those). No throttling; the preferred read
 // replica is always -1 (every agent serves every partition).
 
 import (
@@ -160,9 +166,10 @@ func (a *Agent) fetchOnce(ctx context.Context, r *request, req *kmsg.FetchReques
 				continue
 			}
 			pr := &fetch.PartRead{
-				TP:       metastore.TopicPartition{Topic: topics[i].ID, Partition: rp.Partition},
-				Offset:   rp.FetchOffset,
-				MaxBytes: max(min(int64(rp.PartitionMaxBytes), respMax), 1),
+				TP:        metastore.TopicPartition{Topic: topics[i].ID, Partition: rp.Partition},
+				Offset:    rp.FetchOffset,
+				MaxBytes:  max(min(int64(rp.PartitionMaxBytes), respMax), 1),
+				Committed: req.IsolationLevel == 1,
 			}
 			reads[i][j] = pr
 			all = append(all, pr)
@@ -246,9 +253,19 @@ func (a *Agent) fetchOnce(ctx context.Context, r *request, req *kmsg.FetchReques
 				}
 				continue
 			}
-			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = pr.Offsets.HighWatermark, pr.Offsets.HighWatermark, pr.Offsets.LogStartOffset
+			sp.HighWatermark, sp.LastStableOffset, sp.LogStartOffset = pr.Offsets.HighWatermark, pr.Offsets.LastStableOffset, pr.Offsets.LogStartOffset
 			if recs := budget[pr]; recs != nil {
 				sp.RecordBatches = recs
+			}
+			if pr.Committed {
+				// Kafka answers read_committed with a list, empty when
+				// nothing was aborted (null is read_uncommitted's).
+				sp.AbortedTransactions = make([]kmsg.FetchResponseTopicPartitionAbortedTransaction, 0, len(pr.Aborted))
+				for _, ab := range pr.Aborted {
+					at := kmsg.NewFetchResponseTopicPartitionAbortedTransaction()
+					at.ProducerID, at.FirstOffset = ab.ProducerID, ab.FirstOffset
+					sp.AbortedTransactions = append(sp.AbortedTransactions, at)
+				}
 			}
 		}
 	}

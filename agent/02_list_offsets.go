@@ -3,9 +3,9 @@ package agent
 // ListOffsets: v0-v10.
 //
 // Behaviour, per partition:
-//   - -1 (latest): the high watermark. With no transactions the last
-//     stable offset is the high watermark, so READ_COMMITTED answers the
-//     same.
+//   - -1 (latest): the high watermark; with READ_COMMITTED (isolation
+//     level 1, v2+) the last stable offset, where the oldest open
+//     transaction begins.
 //   - -2 (earliest) and -4 (earliest local, v8+): the log start offset.
 //   - -3 (max timestamp, v7+): the offset and timestamp of the record with
 //     the largest timestamp (the first such record); -1/-1 for an empty
@@ -21,6 +21,9 @@ package agent
 //     when none. The batch index finds the entry (one max timestamp per
 //     batch, or per chunk of a compacted object); the agent then reads the
 //     entry's batches and walks their records, as Kafka walks its segment.
+//   - With READ_COMMITTED, a timestamp or max-timestamp lookup whose
+//     record lies at or after the last stable offset answers -1/-1, as
+//     Kafka filters it.
 //   - v0 answers old-style offsets: a one-element list (empty when none).
 //   - Leader epoch (v4+) is 0 for a found offset, -1 otherwise; a current
 //     leader epoch above 0 answers UNKNOWN_LEADER_EPOCH (silt's epoch is
@@ -103,6 +106,7 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 			parts[i][j] = p
 		}
 	}
+	committed := req.Version >= 2 && req.IsolationLevel == 1
 	if len(bulk) > 0 {
 		res, err := a.reader.OffsetsMany(ctx, bulk)
 		for k, at := range bulkAt {
@@ -130,9 +134,9 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 			switch {
 			case err != nil:
 			case p.offs != nil:
-				err = endOffset(p.offs, rp.Timestamp, &sp)
+				err = endOffset(p.offs, rp.Timestamp, committed, &sp)
 			default:
-				err = a.listOffset(ctx, p.tp, rp.Timestamp, &sp)
+				err = a.listOffset(ctx, p.tp, rp.Timestamp, committed, &sp)
 			}
 			if err != nil {
 				sp.ErrorCode = errorCode(err)
@@ -155,8 +159,8 @@ func (a *Agent) handleListOffsets(ctx context.Context, r *request) (kmsg.Respons
 }
 
 // endOffset answers the earliest and latest lookups (-1, -2, -4, -5) from
-// a partition's offsets.
-func endOffset(r *metastore.OffsetsResult, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) error {
+// a partition's offsets; committed is READ_COMMITTED.
+func endOffset(r *metastore.OffsetsResult, ts int64, committed bool, sp *kmsg.ListOffsetsResponseTopicPartition) error {
 	sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 	if r.Err != nil {
 		return r.Err
@@ -165,6 +169,9 @@ func endOffset(r *metastore.OffsetsResult, ts int64, sp *kmsg.ListOffsetsRespons
 	switch ts {
 	case -1:
 		sp.Offset = o.HighWatermark
+		if committed {
+			sp.Offset = o.LastStableOffset
+		}
 	case -2, -4:
 		sp.Offset = o.LogStartOffset
 	case -5:
@@ -177,8 +184,9 @@ func endOffset(r *metastore.OffsetsResult, ts int64, sp *kmsg.ListOffsetsRespons
 	return nil
 }
 
-// listOffset fills sp's offset, timestamp and leader epoch.
-func (a *Agent) listOffset(ctx context.Context, tp metastore.TopicPartition, ts int64, sp *kmsg.ListOffsetsResponseTopicPartition) error {
+// listOffset fills sp's offset, timestamp and leader epoch; committed is
+// READ_COMMITTED.
+func (a *Agent) listOffset(ctx context.Context, tp metastore.TopicPartition, ts int64, committed bool, sp *kmsg.ListOffsetsResponseTopicPartition) error {
 	sp.Timestamp, sp.Offset, sp.LeaderEpoch = -1, -1, -1
 	switch ts {
 	case -1, -2, -4:
@@ -186,10 +194,7 @@ func (a *Agent) listOffset(ctx context.Context, tp metastore.TopicPartition, ts 
 		if err != nil {
 			return err
 		}
-		sp.Offset = o.HighWatermark
-		if ts != -1 {
-			sp.Offset = o.LogStartOffset
-		}
+		return endOffset(&metastore.OffsetsResult{Offsets: o}, ts, committed, sp)
 	case -5:
 		o, err := a.store.Offsets(ctx, tp)
 		if err != nil {
@@ -209,7 +214,7 @@ func (a *Agent) listOffset(ctx context.Context, tp metastore.TopicPartition, ts 
 			return err
 		}
 		off, rts, ok, err := a.recordByTimestamp(ctx, tp, e, o.LogStartOffset, e.MaxTimestamp, true)
-		if err != nil || !ok {
+		if err != nil || !ok || committed && off >= o.LastStableOffset {
 			return err
 		}
 		sp.Offset, sp.Timestamp = off, rts
@@ -239,6 +244,10 @@ func (a *Agent) listOffset(ctx context.Context, tp metastore.TopicPartition, ts 
 			from = e.LastOffset + 1
 		}
 		if !found {
+			return nil
+		}
+		if committed && sp.Offset >= o.LastStableOffset {
+			sp.Offset, sp.Timestamp = -1, -1
 			return nil
 		}
 	}

@@ -6,8 +6,10 @@ package agent
 // An unknown group, an unknown topic or a partition without a commit
 // answers offset -1 and no error, as Kafka does (librdkafka and kafka-go
 // consumers break on GROUP_ID_NOT_FOUND). Null topics (v2+) return every
-// committed partition of the group. RequireStable (v7+) never waits: silt
-// has no transactional offsets. Authorization (when on): DESCRIBE on the
+// committed partition of the group. RequireStable (v7+, KIP-447): a
+// partition with offsets staged by an open transaction (TxnOffsetCommit)
+// answers UNSTABLE_OFFSET_COMMIT and offset -1, and the client retries.
+// Authorization (when on): DESCRIBE on the
 // group (GROUP_AUTHORIZATION_FAILED) and on each topic (its partitions
 // answer TOPIC_AUTHORIZATION_FAILED; left out when all topics are asked).
 //

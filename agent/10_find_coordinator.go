@@ -5,27 +5,27 @@ package agent
 // Behaviour:
 //   - Key type 0 (group): the coordinator is coordinatorFor(key), the same
 //     rendezvous hash over the live agents on every agent, so all agents
-//     agree. Only agents whose lease this agent can vouch for are
-//     candidates (see 03_metadata.go): a client is never sent to an agent
-//     whose lease has expired; with none, COORDINATOR_NOT_AVAILABLE
-//     (retriable). v4+ batches keys (KIP-699); v0-v3 carry one key.
+//     agree. Key type 1 (transactional id): txnCoordinatorFor(key), the
+//     same hash with a key of its own (agent/txn). Only agents whose lease
+//     this agent can vouch for are candidates (see 03_metadata.go): a
+//     client is never sent to an agent whose lease has expired; with none,
+//     COORDINATOR_NOT_AVAILABLE (retriable). v4+ batches keys (KIP-699);
+//     v0-v3 carry one key.
 //   - A group lookup creates the internal __consumer_offsets topic when it
 //     does not exist (ensureOffsetsTopic), as Kafka does: empty in silt,
 //     since offsets live in the metastore, but listed (internal) in
 //     Metadata, where regex consumers and tools expect it.
 //   - Unknown key types answer INVALID_REQUEST. An empty group id is a
 //     group like any other, as Kafka 4 answers it (older Kafka refused
-//     it with INVALID_REQUEST).
+//     it with INVALID_REQUEST), and so is an empty transactional id.
 //   - Authorization (when on): DESCRIBE on the group
 //     (GROUP_AUTHORIZATION_FAILED) or the transactional id
 //     (TRANSACTIONAL_ID_AUTHORIZATION_FAILED).
 //   - The coordinator's address is the one of the client's listener.
 //
-// Differences from Kafka: silt has no transactions, so key type 1
-// (transactional id) answers COORDINATOR_NOT_AVAILABLE with an error
-// message saying so (Kafka answers the same code when it cannot serve the
-// transaction coordinator); clients fail the transactional producer after
-// their retries instead of hanging.
+// Differences from Kafka: none intended (Kafka creates
+// __transaction_state on the first key type 1 lookup; silt keeps
+// transactions in the metastore).
 //
 // This file also holds ownsGroup, the coordinator check every group API
 // makes.
@@ -38,6 +38,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltdata/silt/agent/group"
+	"github.com/siltdata/silt/metastore"
 )
 
 func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -57,14 +58,17 @@ func (a *Agent) handleFindCoordinator(ctx context.Context, r *request) (kmsg.Res
 			c.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case req.CoordinatorType == 1 && !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, key):
 			c.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
-		case req.CoordinatorType == 1:
-			c.ErrorCode = kerr.CoordinatorNotAvailable.Code
-			c.ErrorMessage = kmsg.StringPtr("transactions are not supported by silt")
-		case req.CoordinatorType != 0:
+		case req.CoordinatorType != 0 && req.CoordinatorType != 1:
 			c.ErrorCode = kerr.InvalidRequest.Code
 		default:
-			a.ensureOffsetsTopic(ctx)
-			ag, ok := a.coordinatorFor(key)
+			var ag metastore.Agent
+			var ok bool
+			if req.CoordinatorType == 1 {
+				ag, ok = a.txnCoordinatorFor(key)
+			} else {
+				a.ensureOffsetsTopic(ctx)
+				ag, ok = a.coordinatorFor(key)
+			}
 			if !ok {
 				// No agent's lease can be vouched for: name none.
 				c.ErrorCode = kerr.CoordinatorNotAvailable.Code

@@ -18,9 +18,16 @@ package agent
 //   - The response header is always v0 (no tagged fields), even for the
 //     flexible v3+, as the protocol requires.
 //
-// Differences from Kafka: no supported or finalized features are listed
-// (silt has no feature-versioned behaviour yet); Kafka lists only the
-// ApiVersions range in the UNSUPPORTED_VERSION answer, silt lists all.
+//   - v3+ lists one feature, supported and finalized: transaction.version
+//     2 (KIP-890 part 2), which clients that know it (Kafka 4.x, franz-go)
+//     read as "EndTxn v5 bumps the epoch, Produce v12 and TxnOffsetCommit
+//     v5 add to the transaction implicitly". The finalized features' epoch
+//     is fixed at 1: they never change.
+//
+// Differences from Kafka: only transaction.version is listed (Kafka also
+// lists metadata.version, group.version and others, which describe
+// features silt does not have or need); Kafka lists only the ApiVersions
+// range in the UNSUPPORTED_VERSION answer, silt lists all.
 
 import (
 	"context"
@@ -53,8 +60,24 @@ func (a *Agent) handleApiVersions(_ context.Context, r *request) (kmsg.Response,
 		}
 	}
 	resp.ApiKeys = supportedAPIKeys()
+	if req.Version >= 3 {
+		sf := kmsg.NewApiVersionsResponseSupportedFeature()
+		sf.Name, sf.MinVersion, sf.MaxVersion = transactionVersionFeature, 0, transactionVersion
+		resp.SupportedFeatures = []kmsg.ApiVersionsResponseSupportedFeature{sf}
+		ff := kmsg.NewApiVersionsResponseFinalizedFeature()
+		ff.Name, ff.MinVersionLevel, ff.MaxVersionLevel = transactionVersionFeature, transactionVersion, transactionVersion
+		resp.FinalizedFeatures = []kmsg.ApiVersionsResponseFinalizedFeature{ff}
+		resp.FinalizedFeaturesEpoch = 1
+	}
 	return resp, nil
 }
+
+// The transaction version silt's agents run (Kafka's transaction.version
+// feature): 2 is KIP-890 part 2.
+const (
+	transactionVersionFeature       = "transaction.version"
+	transactionVersion        int16 = 2
+)
 
 // unsupportedApiVersions is the v0 answer to an ApiVersions request of a
 // version this agent does not know.

@@ -514,6 +514,7 @@ func TestInitProducerID(t *testing.T) {
 		req := kmsg.NewPtrInitProducerIDRequest()
 		req.SetVersion(4)
 		req.TransactionalID, req.ProducerID, req.ProducerEpoch = txn, id, epoch
+		req.TransactionTimeoutMillis = 60000
 		return raw.roundTrip(req).(*kmsg.InitProducerIDResponse)
 	}
 	first := init(nil, -1, -1)
@@ -524,8 +525,17 @@ func TestInitProducerID(t *testing.T) {
 	if again.ErrorCode != 0 || again.ProducerID == first.ProducerID || again.ProducerEpoch != 0 {
 		t.Fatalf("re-init %+v (first id %d)", again, first.ProducerID)
 	}
-	if r := init(kmsg.StringPtr("txn"), -1, -1); r.ErrorCode != kerr.InvalidRequest.Code {
-		t.Fatalf("transactional: %d", r.ErrorCode)
+	// Transactional: a fresh producer id at epoch 0, then the epoch bumped
+	// for the next instance.
+	tx := init(kmsg.StringPtr("txn"), -1, -1)
+	if tx.ErrorCode != 0 || tx.ProducerID < 0 || tx.ProducerEpoch != 0 {
+		t.Fatalf("transactional %+v", tx)
+	}
+	if r := init(kmsg.StringPtr("txn"), -1, -1); r.ErrorCode != 0 || r.ProducerID != tx.ProducerID || r.ProducerEpoch != 1 {
+		t.Fatalf("transactional again %+v", r)
+	}
+	if r := init(kmsg.StringPtr(""), -1, -1); r.ErrorCode != kerr.InvalidRequest.Code {
+		t.Fatalf("empty transactional id: %d", r.ErrorCode)
 	}
 	if r := init(nil, 5, -1); r.ErrorCode != kerr.InvalidRequest.Code {
 		t.Fatalf("id without epoch: %d", r.ErrorCode)

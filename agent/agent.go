@@ -23,6 +23,7 @@ import (
 
 	"github.com/siltdata/silt/agent/group"
 	"github.com/siltdata/silt/agent/ingest"
+	"github.com/siltdata/silt/agent/txn"
 	"github.com/siltdata/silt/auth/acl"
 	"github.com/siltdata/silt/auth/sasl"
 	"github.com/siltdata/silt/auth/tlsconf"
@@ -133,6 +134,7 @@ type Config struct {
 	Ingest ingest.Config
 	Fetch  fetch.Config
 	Group  group.Config
+	Txn    txn.Config
 }
 
 // MemoryBudget is the memory the configuration lets an agent use: the
@@ -170,6 +172,7 @@ func DefaultConfig() Config {
 		Ingest:                  ingest.DefaultConfig(),
 		Fetch:                   fetch.DefaultConfig(),
 		Group:                   group.DefaultConfig(),
+		Txn:                     txn.DefaultConfig(),
 	}
 }
 
@@ -227,6 +230,10 @@ type Agent struct {
 	ingest *ingest.Pipeline
 	reader *fetch.Reader
 	groups *group.Coordinator
+	txns   *txn.Coordinator
+	// txnAdded caches the partitions a Produce v12+ added to transactions
+	// implicitly (see produceImplicitAdd).
+	txnAdded *txnAddCache
 
 	metrics *serverMetrics
 	topics  *topicCache
@@ -340,6 +347,14 @@ func New(cfg Config, store metastore.Backend, bucket objstore.Bucket, logger *sl
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("group: %w", err)
 	}
+	if a.txns, err = txn.New(cfg.Txn, store, txnOwnership{a}, reader.Notify, logger, reg); err != nil {
+		a.closeSecurity()
+		_ = a.groups.Close()
+		_ = a.ingest.Close(context.Background())
+		_ = a.reader.Close()
+		return nil, fmt.Errorf("transactions: %w", err)
+	}
+	a.txnAdded = newTxnAddCache()
 	return a, nil
 }
 
@@ -387,6 +402,7 @@ func (a *Agent) Start(ctx context.Context) error {
 	a.lns = lns
 	a.members.start()
 	a.watchCommits()
+	a.txns.Start()
 	if a.authz != nil {
 		a.watching.Go(func() { a.authz.Run(a.ctx) })
 	}
@@ -546,6 +562,7 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 	a.loops.Wait()
 	a.handlers.Wait()
 	a.watching.Wait()
+	a.txns.Close()
 	if err := a.groups.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close groups: %w", err))
 	}

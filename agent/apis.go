@@ -4,6 +4,8 @@ import (
 	"context"
 
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/siltdata/silt/agent/txn"
 )
 
 // api is one Kafka API this agent implements: the versions it accepts and
@@ -40,8 +42,12 @@ var apis = []api{
 	{key: 19, min: 0, max: 7, handle: (*Agent).handleCreateTopics},
 	{key: 20, min: 0, max: 6, handle: (*Agent).handleDeleteTopics},
 	{key: 21, min: 0, max: 2, handle: (*Agent).handleDeleteRecords},
-	{key: 22, min: 0, max: 4, handle: (*Agent).handleInitProducerID},
+	{key: 22, min: 0, max: 5, handle: (*Agent).handleInitProducerID},
 	{key: 23, min: 0, max: 4, handle: (*Agent).handleOffsetForLeaderEpoch},
+	{key: 24, min: 0, max: 5, handle: (*Agent).handleAddPartitionsToTxn},
+	{key: 25, min: 0, max: 4, handle: (*Agent).handleAddOffsetsToTxn},
+	{key: 26, min: 0, max: 5, handle: (*Agent).handleEndTxn},
+	{key: 28, min: 0, max: 6, handle: (*Agent).handleTxnOffsetCommit},
 	{key: 29, min: 0, max: 3, handle: (*Agent).handleDescribeACLs},
 	{key: 30, min: 0, max: 3, handle: (*Agent).handleCreateACLs},
 	{key: 31, min: 0, max: 3, handle: (*Agent).handleDeleteACLs},
@@ -55,6 +61,9 @@ var apis = []api{
 	{key: 50, min: 0, max: 0, handle: (*Agent).handleDescribeUserSCRAMCredentials},
 	{key: 51, min: 0, max: 0, handle: (*Agent).handleAlterUserSCRAMCredentials},
 	{key: 60, min: 0, max: 1, handle: (*Agent).handleDescribeCluster},
+	{key: 61, min: 0, max: 0, handle: (*Agent).handleDescribeProducers},
+	{key: 65, min: 0, max: 0, handle: (*Agent).handleDescribeTransactions},
+	{key: 66, min: 0, max: 2, handle: (*Agent).handleListTransactions},
 }
 
 // request is one decoded request and where it came from.
@@ -78,3 +87,7 @@ type request struct {
 	leaseTerm uint64
 	leaseHeld bool
 }
+
+// lease is the agent's lease when r was read, as the transaction
+// coordinator checks it.
+func (r *request) lease() txn.Lease { return txn.Lease{Term: r.leaseTerm, Held: r.leaseHeld} }

@@ -565,6 +565,25 @@ func (o groupOwnership) Owns(group string) (term uint64, ok bool) {
 	return term, held && named && c.NodeID == o.a.self().NodeID
 }
 
+// txnCoordinatorFor names the agent that coordinates a transactional id,
+// by the same hashing as groups over the same vouched-for agents, with a
+// key of its own so a group and a transactional id of one name need not
+// land together; ok is false when no agent can be vouched for.
+func (a *Agent) txnCoordinatorFor(id string) (coordinator metastore.Agent, ok bool) {
+	return pick(a.members.vouchedAgents(), []byte("t\x00"+id), "")
+}
+
+// txnOwnership is the agent as its transaction coordinator asks it
+// (txn.Ownership), as groupOwnership is for groups.
+type txnOwnership struct{ a *Agent }
+
+// Owns implements txn.Ownership.
+func (o txnOwnership) Owns(id string) (term uint64, ok bool) {
+	term, held := o.a.members.lease()
+	c, named := o.a.txnCoordinatorFor(id)
+	return term, held && named && c.NodeID == o.a.self().NodeID
+}
+
 // pick is rendezvous (highest random weight) hashing of key over agents;
 // ok is false when there are none.
 func pick(agents []metastore.Agent, key []byte, zone string) (best metastore.Agent, ok bool) {

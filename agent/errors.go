@@ -8,6 +8,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kerr"
 
 	"github.com/siltdata/silt/agent/ingest"
+	"github.com/siltdata/silt/agent/txn"
 	"github.com/siltdata/silt/metastore"
 )
 
@@ -62,6 +63,23 @@ func mapError(err error, unavailable int16) int16 {
 	case errors.Is(err, metastore.ErrInvalidProducerEpoch):
 		// Fenced by a newer epoch of the same producer id.
 		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, metastore.ErrProducerFenced):
+		// A write of a producer whose transactional id a newer
+		// instance (or the coordinator's timeout abort) fenced: the
+		// partition-level code Kafka answers for it.
+		return kerr.InvalidProducerEpoch.Code
+	case errors.Is(err, metastore.ErrPartitionNotInTxn), errors.Is(err, metastore.ErrInvalidTxnState):
+		// Not retriable: the producer aborts its transaction (Produce
+		// v11+ answers TRANSACTION_ABORTABLE for a partition not in the
+		// transaction instead; see handleProduce).
+		return kerr.InvalidTxnState.Code
+	case errors.Is(err, metastore.ErrInvalidProducerIDMapping):
+		// Not retriable: no transactional id holds the producer id.
+		return kerr.InvalidProducerIDMapping.Code
+	case errors.Is(err, metastore.ErrTxnTooLarge):
+		// Not retriable: Kafka's answer when a transaction's metadata
+		// outgrows its log's message size.
+		return kerr.UnknownServerError.Code
 	case errors.Is(err, metastore.ErrUnknownProducerID):
 		// Clients reset the producer (new id) and retry.
 		return kerr.UnknownProducerID.Code
@@ -88,6 +106,39 @@ func mapError(err error, unavailable int16) int16 {
 		// unacknowledged was written.
 		return unavailable
 	}
+}
+
+// txnErrorCode maps an error of the transaction coordinator's paths
+// (InitProducerId with a transactional id, AddPartitionsToTxn,
+// AddOffsetsToTxn, EndTxn). fencedCode is PRODUCER_FENCED for versions
+// that know it (KIP-588), INVALID_PRODUCER_EPOCH before, as Kafka answers
+// older clients.
+func txnErrorCode(err error, fencedCode int16) int16 {
+	switch {
+	case errors.Is(err, txn.ErrNotCoordinator), errors.Is(err, txn.ErrClosed):
+		// Retriable: the client looks the coordinator up again (another
+		// agent coordinates the id now, or this one is stopping).
+		return kerr.NotCoordinator.Code
+	case errors.Is(err, txn.ErrInvalidTimeout):
+		// Not retriable: the producer's transaction.timeout.ms.
+		return kerr.InvalidTransactionTimeout.Code
+	case errors.Is(err, metastore.ErrProducerFenced):
+		// Fatal for the producer: a newer instance has the id.
+		return fencedCode
+	}
+	// The metastore's and the rest as on the data path; an unavailable
+	// metastore is retriable, as Kafka's coordinator answers a failed
+	// log append.
+	return mapError(err, kerr.CoordinatorNotAvailable.Code)
+}
+
+// fencedCode is the code of a fenced producer for a request of version v
+// of an API that learned PRODUCER_FENCED at version since.
+func fencedCode(v, since int16) int16 {
+	if v < since {
+		return kerr.InvalidProducerEpoch.Code
+	}
+	return kerr.ProducerFenced.Code
 }
 
 // codeName is a Kafka error code's name, for logs and metric labels.

@@ -20,21 +20,21 @@ func withTestAPI(t *testing.T, key int16, handle func(a *Agent, ctx context.Cont
 	t.Cleanup(func() { delete(apiTable, key) })
 }
 
-// describeProducers builds a v0 DescribeProducers request (key 61), the
+// describeLogDirs builds a v0 DescribeLogDirs request (key 35), the
 // key these tests borrow.
-func describeProducers() kmsg.Request {
-	r := kmsg.NewPtrDescribeProducersRequest()
+func describeLogDirs() kmsg.Request {
+	r := kmsg.NewPtrDescribeLogDirsRequest()
 	r.SetVersion(0)
 	return r
 }
 
 func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
-	withTestAPI(t, 61, func(*Agent, context.Context, *request) (kmsg.Response, error) {
+	withTestAPI(t, 35, func(*Agent, context.Context, *request) (kmsg.Response, error) {
 		panic("handler bug")
 	})
 	a := startAgent(t)
 	c := dialRaw(t, a.Addr())
-	c.send(describeProducers(), 1)
+	c.send(describeLogDirs(), 1)
 	c.expectClosed()
 	if r := dialRaw(t, a.Addr()).apiVersions(2); r.ErrorCode != 0 {
 		t.Fatalf("other connection: %d", r.ErrorCode)
@@ -42,12 +42,12 @@ func TestHandlerPanicClosesOnlyItsConnection(t *testing.T) {
 }
 
 func TestHandlerErrorClosesConnection(t *testing.T) {
-	withTestAPI(t, 61, func(*Agent, context.Context, *request) (kmsg.Response, error) {
+	withTestAPI(t, 35, func(*Agent, context.Context, *request) (kmsg.Response, error) {
 		return nil, errors.New("protocol violation")
 	})
 	a := startAgent(t)
 	c := dialRaw(t, a.Addr())
-	c.send(describeProducers(), 1)
+	c.send(describeLogDirs(), 1)
 	c.expectClosed()
 }
 
@@ -57,8 +57,8 @@ func TestHandlerErrorClosesConnection(t *testing.T) {
 func TestReleaseOrdering(t *testing.T) {
 	started := make(chan int32, 10)
 	proceed := make(chan struct{})
-	withTestAPI(t, 61, func(_ *Agent, ctx context.Context, r *request) (kmsg.Response, error) {
-		req := r.kreq.(*kmsg.DescribeProducersRequest)
+	withTestAPI(t, 35, func(_ *Agent, ctx context.Context, r *request) (kmsg.Response, error) {
+		req := r.kreq.(*kmsg.DescribeLogDirsRequest)
 		n := int32(len(req.Topics))
 		started <- n
 		switch n {
@@ -77,9 +77,9 @@ func TestReleaseOrdering(t *testing.T) {
 	a := startAgent(t)
 	c := dialRaw(t, a.Addr())
 	withTopics := func(n int) kmsg.Request {
-		r := describeProducers().(*kmsg.DescribeProducersRequest)
+		r := describeLogDirs().(*kmsg.DescribeLogDirsRequest)
 		for range n {
-			r.Topics = append(r.Topics, kmsg.NewDescribeProducersRequestTopic())
+			r.Topics = append(r.Topics, kmsg.NewDescribeLogDirsRequestTopic())
 		}
 		return r
 	}
@@ -107,7 +107,7 @@ func TestReleaseOrdering(t *testing.T) {
 func TestNoReleaseMeansSerial(t *testing.T) {
 	started := make(chan struct{}, 2)
 	proceed := make(chan struct{})
-	withTestAPI(t, 61, func(_ *Agent, ctx context.Context, r *request) (kmsg.Response, error) {
+	withTestAPI(t, 35, func(_ *Agent, ctx context.Context, r *request) (kmsg.Response, error) {
 		started <- struct{}{}
 		select {
 		case <-proceed:
@@ -117,8 +117,8 @@ func TestNoReleaseMeansSerial(t *testing.T) {
 	})
 	a := startAgent(t)
 	c := dialRaw(t, a.Addr())
-	c.send(describeProducers(), 1)
-	c.send(describeProducers(), 2)
+	c.send(describeLogDirs(), 1)
+	c.send(describeLogDirs(), 2)
 	<-started
 	// The second request must not start while the first holds it. This
 	// check can only catch a violation that already happened (it does

@@ -118,6 +118,10 @@ type Store interface {
 	metastore.Store
 	metastore.GroupOwnership
 	metastore.BulkReads
+	// StageTxnOffsets and PendingTxnOffsets are the transactional
+	// offsets of TxnOffsetCommit and OffsetFetch's require_stable.
+	StageTxnOffsets(ctx context.Context, req metastore.TxnOffsetsRequest) error
+	PendingTxnOffsets(ctx context.Context, group string, tps []metastore.TopicPartition) ([]metastore.TopicPartition, error)
 }
 
 // Ownership is what the coordinator asks its agent before it acts for a

@@ -188,7 +188,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 					topics = append(topics, fetchTopic{t.Topic, t.Partitions})
 				}
 			}
-			res, code := c.fetchOffsets(ctx, rg.Group, topics, rg.Topics == nil)
+			res, code := c.fetchOffsets(ctx, rg.Group, topics, rg.Topics == nil, req.RequireStable)
 			sg.ErrorCode = code
 			for _, t := range res {
 				st := kmsg.NewOffsetFetchResponseGroupTopic()
@@ -210,7 +210,7 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 			topics = append(topics, fetchTopic{t.Topic, t.Partitions})
 		}
 	}
-	res, code := c.fetchOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2)
+	res, code := c.fetchOffsets(ctx, req.Group, topics, req.Topics == nil && req.Version >= 2, req.Version >= 7 && req.RequireStable)
 	if req.Version >= 2 {
 		resp.ErrorCode = code
 	}
@@ -225,6 +225,12 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 		resp.Topics = append(resp.Topics, st)
 	}
 	return resp
+}
+
+// unstablePartition is a partition with offsets staged by an open
+// transaction, answered to require_stable (KIP-447): the client retries.
+func unstablePartition(p int32) fetchedPartition {
+	return fetchedPartition{partition: p, offset: -1, epoch: -1, code: kerr.UnstableOffsetCommit.Code}
 }
 
 type fetchTopic struct {
@@ -248,11 +254,17 @@ type fetchedPartition struct {
 // fetchOffsets reads committed offsets straight from the metastore: commits
 // are written there before they are acknowledged, so no group state is
 // needed (and an unknown group is not loaded just to answer -1).
-func (c *Coordinator) fetchOffsets(ctx context.Context, groupName string, topics []fetchTopic, all bool) ([]fetchedTopic, int16) {
+func (c *Coordinator) fetchOffsets(ctx context.Context, groupName string, topics []fetchTopic, all, requireStable bool) ([]fetchedTopic, int16) {
 	if all {
 		offs, err := c.store.FetchOffsets(ctx, groupName, nil)
 		if err != nil {
 			return nil, errorCode(err)
+		}
+		var pending map[metastore.TopicPartition]bool
+		if requireStable {
+			if pending, err = c.unstable(ctx, groupName, nil); err != nil {
+				return nil, errorCode(err)
+			}
 		}
 		names := map[metastore.TopicID]string{}
 		byTopic := map[string][]fetchedPartition{}
@@ -273,7 +285,11 @@ func (c *Coordinator) fetchOffsets(ctx context.Context, groupName string, topics
 			if name == "" {
 				continue
 			}
-			byTopic[name] = append(byTopic[name], fetchedPartition{o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, 0})
+			fp := fetchedPartition{o.Partition, o.Offset, o.LeaderEpoch, o.Metadata, 0}
+			if pending[o.TopicPartition] {
+				fp = unstablePartition(o.Partition)
+			}
+			byTopic[name] = append(byTopic[name], fp)
 		}
 		out := make([]fetchedTopic, 0, len(byTopic))
 		for name, ps := range byTopic {
@@ -308,6 +324,13 @@ func (c *Coordinator) fetchOffsets(ctx context.Context, groupName string, topics
 			got[o.TopicPartition] = o
 		}
 	}
+	var pending map[metastore.TopicPartition]bool
+	if requireStable && len(tps) > 0 {
+		var err error
+		if pending, err = c.unstable(ctx, groupName, tps); err != nil {
+			return nil, errorCode(err)
+		}
+	}
 	out := make([]fetchedTopic, 0, len(topics))
 	for _, t := range topics {
 		l := tc.get(ctx, t.name)
@@ -315,8 +338,12 @@ func (c *Coordinator) fetchOffsets(ctx context.Context, groupName string, topics
 		for _, p := range t.parts {
 			fp := fetchedPartition{partition: p, offset: -1, epoch: -1}
 			if l.code == 0 {
-				if o, ok := got[metastore.TopicPartition{Topic: l.t.ID, Partition: p}]; ok {
+				tp := metastore.TopicPartition{Topic: l.t.ID, Partition: p}
+				if o, ok := got[tp]; ok {
 					fp.offset, fp.epoch, fp.metadata = o.Offset, o.LeaderEpoch, o.Metadata
+				}
+				if pending[tp] {
+					fp = unstablePartition(p)
 				}
 			}
 			ft.parts = append(ft.parts, fp)

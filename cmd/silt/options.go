@@ -13,6 +13,7 @@ import (
 
 	"github.com/siltdata/silt/agent"
 	"github.com/siltdata/silt/agent/ingest"
+	"github.com/siltdata/silt/agent/txn"
 	"github.com/siltdata/silt/fetch"
 	"github.com/siltdata/silt/janitor"
 )
@@ -57,6 +58,12 @@ type options struct {
 	compactionObjectBytes byteSize
 	producerIDExpiration  time.Duration
 	cleanerKeys           int
+
+	// Transactions (agent/txn).
+	txnMaxTimeout    time.Duration
+	txnAbortInterval time.Duration
+	txnIDExpiration  time.Duration
+	txnMaxPartitions int
 
 	logFormat string
 	logLevel  string
@@ -141,6 +148,11 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	fs.Var(&o.compactionObjectBytes, "compaction-object-bytes", "`size` bound of a compacted object")
 	fs.IntVar(&o.cleanerKeys, "cleaner-keys", jdef.CleanerKeys, "keys log compaction maps at once (about 64 bytes of memory each); a partition with more is cleaned in several passes")
 	fs.DurationVar(&o.producerIDExpiration, "producer-id-expiration", jdef.ProducerExpiration, "idempotent producers idle this `duration` lose their sequence state (Kafka's producer.id.expiration.ms)")
+	tdef := txn.DefaultConfig()
+	fs.DurationVar(&o.txnMaxTimeout, "transaction-max-timeout", tdef.MaxTimeout, "the longest transaction.timeout.ms a producer may ask for (Kafka's transaction.max.timeout.ms); an open transaction holds back read_committed consumers of its partitions for up to its timeout when its producer dies")
+	fs.DurationVar(&o.txnAbortInterval, "transaction-abort-interval", tdef.AbortInterval, "how often each agent aborts the transactions past their timeout among those it coordinates (Kafka's transaction.abort.timed.out.transaction.cleanup.interval.ms)")
+	fs.DurationVar(&o.txnIDExpiration, "transactional-id-expiration", tdef.IDExpiration, "transactional ids unused this `duration` are forgotten (Kafka's transactional.id.expiration.ms)")
+	fs.IntVar(&o.txnMaxPartitions, "transaction-max-partitions", tdef.MaxPartitions, "partitions and groups one transaction may hold, and offsets it may stage (its end writes a marker into each partition in one metastore transaction)")
 	o.sec.addSecurityFlags(fs, str)
 	str(&o.logFormat, "log-format", logFormatDef, "log `format`: text or json")
 	str(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
@@ -264,13 +276,21 @@ func (o options) validate() error {
 		v    time.Duration
 		min  time.Duration
 	}{{"janitor-interval", o.janitorInterval, time.Millisecond}, {"reclaim-grace", o.reclaimGrace, 0}, {"orphan-age", o.orphanAge, 0},
-		{"compaction-age", o.compactionAge, 0}, {"producer-id-expiration", o.producerIDExpiration, 0}} {
+		{"compaction-age", o.compactionAge, 0}, {"producer-id-expiration", o.producerIDExpiration, 0},
+		{"transaction-max-timeout", o.txnMaxTimeout, time.Millisecond}, {"transaction-abort-interval", o.txnAbortInterval, time.Millisecond},
+		{"transactional-id-expiration", o.txnIDExpiration, time.Millisecond}} {
 		if d.v < d.min {
 			bad(d.flag, "%s: must be at least %s", d.v, d.min)
 		}
 	}
 	if o.cleanerKeys < 1 {
 		bad("cleaner-keys", "%d: must be at least 1", o.cleanerKeys)
+	}
+	if o.txnMaxTimeout > time.Duration(1<<31-1)*time.Millisecond {
+		bad("transaction-max-timeout", "%s: must fit 2^31-1 ms", o.txnMaxTimeout)
+	}
+	if o.txnMaxPartitions < 1 || o.txnMaxPartitions > 1<<20 {
+		bad("transaction-max-partitions", "%d: must be between 1 and %d", o.txnMaxPartitions, 1<<20)
 	}
 	if o.compactionChunkBytes < 1<<10 || o.compactionChunkBytes > 256<<20 {
 		bad("compaction-chunk-bytes", "%s: must be between 1KiB and 256MiB", &o.compactionChunkBytes)

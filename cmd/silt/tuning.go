@@ -20,6 +20,19 @@ func applyTuning(cfg *agent.Config, o options, cacheDir string) {
 	cfg.Fetch.CacheDir = cacheDir
 	cfg.Fetch.CacheBytes = int64(o.cacheBytes)
 	cfg.TopicDefaults = topicDefaults(o)
+	// Zero: the package default (options built without flags).
+	if o.txnMaxTimeout > 0 {
+		cfg.Txn.MaxTimeout = o.txnMaxTimeout
+	}
+	if o.txnAbortInterval > 0 {
+		cfg.Txn.AbortInterval = o.txnAbortInterval
+	}
+	if o.txnIDExpiration > 0 {
+		cfg.Txn.IDExpiration = o.txnIDExpiration
+	}
+	if o.txnMaxPartitions > 0 {
+		cfg.Txn.MaxPartitions = o.txnMaxPartitions
+	}
 }
 
 // topicDefaults are the cluster's topic config defaults the flags set.
