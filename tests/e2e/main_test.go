@@ -13,6 +13,10 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	if spec := os.Getenv(txnWorkerEnv); spec != "" {
+		// A re-executed test binary: a transactional worker process.
+		os.Exit(runTxnWorker(spec))
+	}
 	// The goroutine leak check runs after every server, subprocess and
 	// client of the tests is gone.
 	code := harness.RunCheckingLeaks(m)
