@@ -7,7 +7,9 @@ package e2e
 import (
 	"bufio"
 	"context"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"os"
 	"os/exec"
 	"slices"
@@ -434,3 +436,211 @@ func exactlyOnce(t *testing.T, agents []*silt, killAgent func(*testing.T, *silt)
 
 // firstOf returns up to k elements of s.
 func firstOf(s []string, k int) []string { return s[:min(len(s), k)] }
+
+// txnBatch is recordBatch made transactional: producer id, epoch and
+// first sequence set, the transactional attribute on, the CRC recomputed.
+func txnBatch(pid int64, epoch int16, seq int32, values ...[]byte) []byte {
+	raw := recordBatch(values...)
+	binary.BigEndian.PutUint16(raw[21:], 0x10) // attributes: transactional
+	binary.BigEndian.PutUint64(raw[43:], uint64(pid))
+	binary.BigEndian.PutUint16(raw[51:], uint16(epoch))
+	binary.BigEndian.PutUint32(raw[53:], uint32(seq))
+	binary.BigEndian.PutUint32(raw[17:], crc32.Checksum(raw[21:], castagnoli))
+	return raw
+}
+
+// TestTxnCoordinatorPausedPastLease: the agent coordinating a transaction
+// (and the group it commits offsets to) is paused (SIGSTOP) with a
+// TxnOffsetCommit and an EndTxn(commit) of that transaction in its socket.
+// Past its lease another agent coordinates the transactional id, and a
+// new instance of the producer initializes with it, which fences the old
+// one and aborts its transaction. When the paused agent resumes and reads
+// the queued requests, it must neither commit the transaction (no commit
+// marker, nothing visible read_committed) nor stage or commit its offsets;
+// and the new instance's transactions work.
+func TestTxnCoordinatorPausedPastLease(t *testing.T) {
+	ctx := testContext(t, 3*time.Minute)
+	pg, s3 := harness.Postgres(t), harness.S3(t)
+	var agents []*silt
+	for i := range 3 {
+		agents = append(agents, newAgentOn(t, pg, s3, append([]string{"--agent-id", fmt.Sprint("p", i)}, clusterFlags...)...).Start())
+	}
+	waitAllBrokers(t, ctx, agents)
+	const (
+		topic = "txn-pause"
+		id    = "txn-pause"
+	)
+	createTopic(t, ctx, agents[0].Kafka(), topic, 1)
+	coord := txnCoordinatorOf(t, agents[0].Kafka(), id, agents)
+	var other *silt // an agent that is not paused, for the produce and the checks
+	for _, s := range agents {
+		if s != coord {
+			other = s
+			break
+		}
+	}
+	// A group the same agent coordinates, so both requests wait in it.
+	var group string
+	for i := 0; group == ""; i++ {
+		if g := fmt.Sprintf("txn-pause-%d", i); coordinatorOf(t, other.Kafka(), g, agents) == coord {
+			group = g
+		}
+	}
+
+	// The first instance: a transaction with a record and staged offsets.
+	rc := dialRaw(t, coord.Kafka())
+	initReq := kmsg.NewPtrInitProducerIDRequest()
+	initReq.Version = 4
+	initReq.TransactionalID = kmsg.StringPtr(id)
+	initReq.TransactionTimeoutMillis = 120000
+	initReq.ProducerID, initReq.ProducerEpoch = -1, -1
+	ir := rc.roundTrip(initReq).(*kmsg.InitProducerIDResponse)
+	if err := kerr.ErrorForCode(ir.ErrorCode); err != nil {
+		t.Fatalf("InitProducerId: %v", err)
+	}
+	pid, epoch := ir.ProducerID, ir.ProducerEpoch
+	add := kmsg.NewPtrAddPartitionsToTxnRequest()
+	add.Version = 3
+	add.TransactionalID, add.ProducerID, add.ProducerEpoch = id, pid, epoch
+	at := kmsg.NewAddPartitionsToTxnRequestTopic()
+	at.Topic, at.Partitions = topic, []int32{0}
+	add.Topics = append(add.Topics, at)
+	if code := rc.roundTrip(add).(*kmsg.AddPartitionsToTxnResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("AddPartitionsToTxn: %v", kerr.ErrorForCode(code))
+	}
+	txnProduce := func(seq int32, value string) int16 {
+		req := produceRequest(9, topic, 0, txnBatch(pid, epoch, seq, []byte(value)))
+		req.TransactionID = kmsg.StringPtr(id)
+		return partitionResult(t, dialRaw(t, other.Kafka()).roundTrip(req)).ErrorCode
+	}
+	if code := txnProduce(0, "zombie"); code != 0 {
+		t.Fatalf("transactional produce: %v", kerr.ErrorForCode(code))
+	}
+	addOff := kmsg.NewPtrAddOffsetsToTxnRequest()
+	addOff.Version = 3
+	addOff.TransactionalID, addOff.ProducerID, addOff.ProducerEpoch, addOff.Group = id, pid, epoch, group
+	if code := rc.roundTrip(addOff).(*kmsg.AddOffsetsToTxnResponse).ErrorCode; code != 0 {
+		t.Fatalf("AddOffsetsToTxn: %v", kerr.ErrorForCode(code))
+	}
+	offsets := func(offset int64) *kmsg.TxnOffsetCommitRequest {
+		req := kmsg.NewPtrTxnOffsetCommitRequest()
+		req.Version = 3
+		req.TransactionalID, req.Group, req.ProducerID, req.ProducerEpoch = id, group, pid, epoch
+		req.Generation = -1
+		rt := kmsg.NewTxnOffsetCommitRequestTopic()
+		rt.Topic = topic
+		rp := kmsg.NewTxnOffsetCommitRequestTopicPartition()
+		rp.Partition, rp.Offset = 0, offset
+		rt.Partitions = append(rt.Partitions, rp)
+		req.Topics = append(req.Topics, rt)
+		return req
+	}
+	if code := rc.roundTrip(offsets(1)).(*kmsg.TxnOffsetCommitResponse).Topics[0].Partitions[0].ErrorCode; code != 0 {
+		t.Fatalf("TxnOffsetCommit: %v", kerr.ErrorForCode(code))
+	}
+
+	// Paused, with a TxnOffsetCommit and the commit in its socket.
+	coord.Pause()
+	t.Cleanup(coord.Resume)
+	pausedAt := time.Now()
+	offCorr := rc.send(offsets(7))
+	end := kmsg.NewPtrEndTxnRequest()
+	end.Version = 4
+	end.TransactionalID, end.ProducerID, end.ProducerEpoch, end.Commit = id, pid, epoch, true
+	endCorr := rc.send(end)
+
+	// Another agent coordinates the id once the paused one's lease lapsed;
+	// the new instance initializes there, which aborts the transaction.
+	var taker *silt
+	waitFor(t, ctx, "another agent to coordinate the transactional id", func() bool {
+		taker = txnCoordinatorOf(t, other.Kafka(), id, agents)
+		return taker != coord
+	})
+	var ir2 *kmsg.InitProducerIDResponse
+	waitFor(t, ctx, "the new instance's InitProducerId", func() bool {
+		ir2 = dialRaw(t, taker.Kafka()).roundTrip(initReq).(*kmsg.InitProducerIDResponse)
+		return ir2.ErrorCode == 0
+	})
+	if ir2.ProducerID == pid && ir2.ProducerEpoch <= epoch {
+		t.Fatalf("new instance got producer %d epoch %d, not past the old %d/%d", ir2.ProducerID, ir2.ProducerEpoch, pid, epoch)
+	}
+	t.Logf("paused %s; %s took the transactional id over after %v, fencing producer %d epoch %d (now %d epoch %d)",
+		coord.Kafka(), taker.Kafka(), time.Since(pausedAt).Round(time.Millisecond), pid, epoch, ir2.ProducerID, ir2.ProducerEpoch)
+	// The zombie's produce is fenced everywhere.
+	if code := txnProduce(1, "zombie-2"); code == 0 {
+		t.Fatalf("the fenced producer's produce was accepted")
+	} else {
+		t.Logf("the fenced producer's produce: %v", kerr.ErrorForCode(code))
+	}
+
+	// Resumed: the queued requests are refused.
+	coord.Resume()
+	offResp := kmsg.NewPtrTxnOffsetCommitResponse()
+	offResp.Version = 3
+	rc.read(offResp, offCorr)
+	endResp := kmsg.NewPtrEndTxnResponse()
+	endResp.Version = 4
+	rc.read(endResp, endCorr)
+	offCode := offResp.Topics[0].Partitions[0].ErrorCode
+	t.Logf("after the pause: TxnOffsetCommit %v, EndTxn %v", kerr.ErrorForCode(offCode), kerr.ErrorForCode(endResp.ErrorCode))
+	if offCode == 0 {
+		t.Errorf("the paused agent staged offsets of a fenced transaction")
+	}
+	if endResp.ErrorCode == 0 {
+		t.Errorf("the paused agent committed a fenced transaction")
+	}
+
+	// The log holds the record and an abort marker, no commit; nothing
+	// is visible read_committed, and the group has no offset.
+	seeds := []string{other.Kafka(), taker.Kafka()}
+	ctl := map[string]int{}
+	var seen []string
+	read := clusterClient(t, seeds, kgo.ConsumeTopics(topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()), kgo.KeepControlRecords())
+	waitFor(t, ctx, "the aborted transaction's record and marker", func() bool {
+		fs := read.PollRecords(ctx, 100)
+		fs.EachRecord(func(r *kgo.Record) {
+			if r.Attrs.IsControl() {
+				ctl[controlType(r)]++
+				return
+			}
+			seen = append(seen, string(r.Value))
+		})
+		return ctl["abort"] > 0
+	})
+	if ctl["commit"] > 0 || !slices.Equal(seen, []string{"zombie"}) {
+		t.Fatalf("read uncommitted: records %q, markers %v; want the one record and an abort", seen, ctl)
+	}
+	if vals, _ := readCommittedValues(t, ctx, seeds, topic); len(vals) != 0 {
+		t.Fatalf("read committed sees %q of the fenced transaction", vals)
+	}
+	fetched, err := kadm.NewClient(clusterClient(t, seeds)).FetchOffsets(ctx, group)
+	if err != nil {
+		t.Fatalf("fetch offsets: %v", err)
+	}
+	if o, ok := fetched.Lookup(topic, 0); ok && o.At >= 0 {
+		t.Fatalf("group %s has offset %d of the fenced transaction", group, o.At)
+	}
+
+	// Nothing else is harmed: the new instance commits.
+	prod := clusterClient(t, seeds, kgo.TransactionalID(id), kgo.DefaultProduceTopic(topic))
+	if err := prod.BeginTransaction(); err != nil {
+		t.Fatal(err)
+	}
+	if err := prod.ProduceSync(ctx, &kgo.Record{Value: []byte("after")}).FirstErr(); err != nil {
+		t.Fatalf("produce after the pause: %v", err)
+	}
+	if err := prod.EndTransaction(ctx, kgo.TryCommit); err != nil {
+		t.Fatalf("commit after the pause: %v", err)
+	}
+	if vals, _ := readCommittedValues(t, ctx, seeds, topic); !slices.Equal(vals, []string{"after"}) {
+		t.Fatalf("read committed after the new instance's commit: %q, want [after]", vals)
+	}
+}
+
+// controlType names a control record's type: "commit" or "abort".
+func controlType(r *kgo.Record) string {
+	if len(r.Key) >= 4 && binary.BigEndian.Uint16(r.Key[2:]) == 1 {
+		return "commit"
+	}
+	return "abort"
+}
