@@ -13,14 +13,12 @@ import (
 )
 
 // kgoUnbuilt are franz-go integration tests of features silt has not built
-// yet. Transactions are skipped by name (-skip); the others skip
-// themselves when ApiVersions does not advertise the feature, and only
-// they may: any other skip fails TestFranzGoSuite.
+// yet. They skip themselves when ApiVersions does not advertise the
+// feature, and only they may: any other skip fails TestFranzGoSuite.
 var kgoUnbuilt = []struct {
 	pattern *regexp.Regexp
 	feature string
 }{
-	{regexp.MustCompile(`^TestTxn`), "transactions"},
 	{regexp.MustCompile(`848`), "the KIP-848 consumer group protocol"},
 	{regexp.MustCompile(`Share`), "KIP-932 share groups"},
 }
@@ -47,7 +45,7 @@ func TestFranzGoSuite(t *testing.T) {
 		"--sasl-mechanisms", "SCRAM-SHA-512").Start()
 	ctx := testContext(t, 12*time.Minute)
 	cmd = exec.CommandContext(ctx, "go", "test", "-count=1", "-timeout=10m", "-v",
-		"-skip", "^TestTxn", "github.com/twmb/franz-go/pkg/kgo")
+		"github.com/twmb/franz-go/pkg/kgo")
 	cmd.Env = append(os.Environ(),
 		"KGO_SEEDS="+s.Kafka(),
 		"KGO_TEST_SCRAM_SEEDS="+scram,
@@ -100,11 +98,10 @@ func TestFranzGoSuite(t *testing.T) {
 	for feature, names := range skipped {
 		t.Logf("skipped (%s not built yet): %s", feature, strings.Join(names, " "))
 	}
-	t.Logf("skipped by name (transactions not built yet): ^TestTxn")
 	if err != nil || len(failed) > 0 {
 		t.Fatalf("franz-go's kgo suite against silt: %v; failed: %v\n%s\nthe suite's last lines:\n%s", err, failed, failures.String(), lastLines(log, 60))
 	}
-	for _, want := range []string{"TestConsumeRegex", "TestGroupETL", "TestSCRAMAuth", "TestSCRAMAuthBadCredentials"} {
+	for _, want := range []string{"TestConsumeRegex", "TestGroupETL", "TestTxnEtl", "TestSCRAMAuth", "TestSCRAMAuthBadCredentials"} {
 		if !strings.Contains(log, "--- PASS: "+want+" ") {
 			t.Fatalf("the suite passed without running %s:\n%s", want, lastLines(log, 50))
 		}
