@@ -34,7 +34,8 @@ func (a *Agent) handleDescribeTransactions(ctx context.Context, r *request) (kms
 	for _, id := range req.TransactionalIDs {
 		st := kmsg.NewDescribeTransactionsResponseTransactionState()
 		st.TransactionalID = id
-		st.ProducerID, st.ProducerEpoch, st.StartTimestamp = -1, -1, -1
+		// An id in error has Kafka's zero fields.
+		st.ProducerID, st.ProducerEpoch, st.StartTimestamp = 0, 0, 0
 		switch {
 		case !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTransactionalId, id):
 			st.ErrorCode = kerr.TransactionalIDAuthorizationFailed.Code
@@ -63,7 +64,7 @@ func (a *Agent) handleDescribeTransactions(ctx context.Context, r *request) (kms
 // describe (or that are gone) are left out.
 func (a *Agent) describeTxn(ctx context.Context, r *request, t metastore.Txn, st *kmsg.DescribeTransactionsResponseTransactionState) {
 	st.State, st.TimeoutMillis = string(t.State), t.TimeoutMs
-	st.ProducerID, st.ProducerEpoch = t.ProducerID, t.Epoch
+	st.ProducerID, st.ProducerEpoch, st.StartTimestamp = t.ProducerID, t.Epoch, -1
 	if !t.Started.IsZero() {
 		st.StartTimestamp = t.Started.UnixMilli()
 	}
@@ -74,6 +75,15 @@ func (a *Agent) describeTxn(ctx context.Context, r *request, t metastore.Txn, st
 			continue
 		}
 		byTopic[top.Name] = append(byTopic[top.Name], tp.Partition)
+	}
+	// A group's offsets are in the transaction as Kafka's partition of
+	// __consumer_offsets for the group (silt's stays empty: offsets live
+	// in the metastore), which is what Kafka lists.
+	for _, g := range t.Groups {
+		p := offsetsPartitionFor(g)
+		if !slices.Contains(byTopic[metastore.ConsumerOffsetsTopic], p) {
+			byTopic[metastore.ConsumerOffsetsTopic] = append(byTopic[metastore.ConsumerOffsetsTopic], p)
+		}
 	}
 	for name, parts := range byTopic {
 		rt := kmsg.NewDescribeTransactionsResponseTransactionStateTopic()

@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"unicode/utf16"
 
 	"github.com/siltdata/silt/metastore"
 )
@@ -32,4 +33,21 @@ func (a *Agent) ensureOffsetsTopic(ctx context.Context) {
 	if err != nil && !errors.Is(err, metastore.ErrTopicExists) {
 		a.logger.Warn("create internal topic", "topic", metastore.ConsumerOffsetsTopic, "err", err)
 	}
+}
+
+// offsetsPartitionFor is the partition of __consumer_offsets Kafka keeps
+// group's offsets in: abs(Java's String.hashCode) modulo the partition
+// count, with abs(MinInt32) taken as 0 (Kafka's Utils.abs).
+func offsetsPartitionFor(group string) int32 {
+	var h int32
+	for _, c := range utf16.Encode([]rune(group)) {
+		h = 31*h + int32(c)
+	}
+	if h < 0 {
+		h = -h // MinInt32 stays MinInt32: made 0 below
+	}
+	if h < 0 {
+		h = 0
+	}
+	return h % offsetsTopicPartitions
 }

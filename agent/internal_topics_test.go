@@ -114,3 +114,21 @@ func metadataRequestTopics(names ...string) []kmsg.MetadataRequestTopic {
 	}
 	return ts
 }
+
+// TestOffsetsPartitionFor: Kafka's partition of __consumer_offsets for a
+// group (Java's String.hashCode over UTF-16, Utils.abs, modulo 50); the
+// values are Java's.
+func TestOffsetsPartitionFor(t *testing.T) {
+	for group, want := range map[string]int32{
+		"":                   0,
+		"test":               48, // hashCode 3556498
+		"group":              47, // 98629247
+		"consumer-1":         6,  // -166239206
+		"polygenelubricants": 0,  // Integer.MIN_VALUE: Utils.abs gives 0
+		"my-group-😀":         6,  // a surrogate pair: 174510706
+	} {
+		if got := offsetsPartitionFor(group); got != want {
+			t.Errorf("offsetsPartitionFor(%q) = %d, want %d", group, got, want)
+		}
+	}
+}
