@@ -133,10 +133,11 @@ func planEndV2(cur *Txn, req EndTxnRequest, now time.Time) EndPlan {
 
 // planFence is the coordinator's abort of a transaction that outlived its
 // timeout, and of one a new instance's InitProducerId finds open: Kafka
-// fences the producer (epoch + 1) and then aborts at the server's
-// transaction version, which bumps once more, so the markers and the row
-// carry the epoch + 2. The request names the producer and epoch the
-// transaction was found with; if they changed, nothing happens.
+// fences the producer (epoch + 1) and aborts at that epoch, whatever the
+// transaction's version (measured on Kafka 4.4: the markers and the row
+// carry the epoch + 1, and the next InitProducerId bumps once more). The
+// request names the producer and epoch the transaction was found with;
+// if they changed, nothing happens.
 func planFence(cur *Txn, req EndTxnRequest, now time.Time) EndPlan {
 	if err := CheckProducer(cur, req.ProducerID, req.Epoch); err != nil {
 		return EndPlan{Err: err}
@@ -148,7 +149,7 @@ func planFence(cur *Txn, req EndTxnRequest, now time.Time) EndPlan {
 	// and transaction version 2 rotate there), so this never exceeds
 	// MaxEpoch; it is clamped all the same, and the next InitProducerId
 	// rotates an exhausted epoch.
-	e := int16(min(int32(cur.Epoch)+2, MaxEpoch))
+	e := int16(min(int32(cur.Epoch)+1, MaxEpoch))
 	return ending(cur, false, e, e, false, now)
 }
 

@@ -127,7 +127,7 @@ func TestPlanEndV2Rotation(t *testing.T) {
 func TestPlanFence(t *testing.T) {
 	cur := txnAt(TxnOngoing, 7, 5)
 	p := PlanEnd(cur, EndTxnRequest{TxnProducer: TxnProducer{ID: "t", ProducerID: 7, Epoch: 5}, Fence: true}, time.Now())
-	if !p.Write || p.Commit || p.MarkerEpoch != 7 || p.Next.Epoch != 7 || p.Next.State != TxnCompleteAbort {
+	if !p.Write || p.Commit || p.MarkerEpoch != 6 || p.Next.Epoch != 6 || p.Next.State != TxnCompleteAbort {
 		t.Fatalf("fence: %+v", p)
 	}
 	// Found expired at epoch 5, but the producer moved on meanwhile.
@@ -156,9 +156,10 @@ func TestPlanInit(t *testing.T) {
 	if p.Err != nil || p.Create || p.Rotate || p.Abort != nil || p.Next.Epoch != 4 || p.Next.State != TxnEmpty {
 		t.Fatalf("idle id: %+v", p)
 	}
-	// An open transaction is aborted with a fence first, then bumped.
+	// An open transaction is aborted with a fence first (markers at the
+	// epoch + 1, as Kafka 4.4 writes them), then bumped.
 	p = PlanInit(txnAt(TxnOngoing, 7, 3), init(-1, -1), now)
-	if p.Err != nil || p.Abort == nil || !p.Abort.Write || p.Abort.Commit || p.Abort.MarkerEpoch != 5 || p.Next.Epoch != 6 {
+	if p.Err != nil || p.Abort == nil || !p.Abort.Write || p.Abort.Commit || p.Abort.MarkerEpoch != 4 || p.Next.Epoch != 5 {
 		t.Fatalf("open transaction: %+v abort %+v", p, p.Abort)
 	}
 	// KIP-360: the current producer bumps its own epoch...
