@@ -7,6 +7,13 @@
 //   node interop.js consume BROKER TOPIC GROUP COUNT
 //       consumes TOPIC from the beginning in consumer group GROUP until
 //       COUNT messages arrived, commits, and prints them.
+//   node interop.js txn BROKER TOPIC IN GROUP TXNID
+//       a transactional producer (TXNID) runs three transactions on TOPIC's
+//       partitions 0 and 1: one committed with sendOffsets (GROUP's offset
+//       of IN partition 0 at 3), one aborted, one committed; then a
+//       read_committed consumer group reads TOPIC back, and the admin
+//       client fetches GROUP's offsets of IN. Prints the values read, the
+//       offsets, and the acknowledged offsets of every send.
 //
 // The result is one line on stdout starting with "RESULT " followed by JSON;
 // kafkajs's own logs go to stderr. Exit status 1 on any failure.
@@ -90,11 +97,74 @@ async function consume(group, count) {
   result({ consumed: messages });
 }
 
+// values of one transaction: n records over partitions 0 and 1.
+function txnMessages(label, n) {
+  const out = [];
+  for (let i = 0; i < n; i++) out.push({ partition: i % 2, key: `k${i}`, value: `${label}-${i}` });
+  return out;
+}
+
+async function txn(inTopic, group, transactionalId) {
+  const producer = kafka.producer({ transactionalId, idempotent: true, maxInFlightRequests: 1 });
+  await producer.connect();
+  const sent = [];
+  const record = (label, meta) => {
+    for (const m of meta) sent.push({ txn: label, partition: m.partition, baseOffset: Number(m.baseOffset), errorCode: m.errorCode });
+  };
+
+  let t = await producer.transaction();
+  record('committed1', await t.send({ topic, acks: -1, messages: txnMessages('committed1', 4) }));
+  await t.sendOffsets({ consumerGroupId: group, topics: [{ topic: inTopic, partitions: [{ partition: 0, offset: '3' }] }] });
+  await t.commit();
+
+  t = await producer.transaction();
+  record('aborted', await t.send({ topic, acks: -1, messages: txnMessages('aborted', 4) }));
+  await t.sendOffsets({ consumerGroupId: group, topics: [{ topic: inTopic, partitions: [{ partition: 0, offset: '99' }] }] });
+  await t.abort();
+
+  t = await producer.transaction();
+  record('committed2', await t.send({ topic, acks: -1, messages: txnMessages('committed2', 2) }));
+  await t.commit();
+  await producer.disconnect();
+
+  // The consumer reads read_committed (kafkajs's default isolation level)
+  // until the last committed record; aborted ones would come before it.
+  const consumer = kafka.consumer({ groupId: `${group}-reader`, sessionTimeout: 10000, heartbeatInterval: 1000, maxWaitTimeInMs: 500 });
+  await consumer.connect();
+  await consumer.subscribe({ topics: [topic], fromBeginning: true });
+  const values = [];
+  const last = new Set(['committed2-0', 'committed2-1']);
+  await new Promise((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`timeout: read ${JSON.stringify(values)}`)), deadlineMs);
+    consumer.on(consumer.events.CRASH, (e) => { clearTimeout(timer); reject(e.payload.error); });
+    consumer.run({
+      eachMessage: async ({ message }) => {
+        const v = message.value.toString();
+        values.push(v);
+        last.delete(v);
+        if (last.size === 0) { clearTimeout(timer); resolve(); }
+      },
+    }).catch((e) => { clearTimeout(timer); reject(e); });
+  });
+  await consumer.disconnect();
+
+  const admin = kafka.admin();
+  await admin.connect();
+  const fetched = await admin.fetchOffsets({ groupId: group, topics: [inTopic] });
+  await admin.disconnect();
+  const offsets = [];
+  for (const ft of fetched) {
+    for (const p of ft.partitions) offsets.push({ topic: ft.topic, partition: p.partition, offset: Number(p.offset) });
+  }
+  result({ sent, values, offsets });
+}
+
 async function main() {
   await codecs.register();
   switch (mode) {
     case 'produce': return produce(Number(rest[0]));
     case 'consume': return consume(rest[0], Number(rest[1]));
+    case 'txn': return txn(rest[0], rest[1], rest[2]);
     default: throw new Error(`unknown mode ${mode}`);
   }
 }

@@ -97,6 +97,73 @@ def confluent(bootstrap):
         f.result(TIMEOUT)
 
 
+def confluent_txn(bootstrap):
+    """librdkafka's transactional producer (commit with
+    send_offsets_to_transaction, abort, commit) and its read_committed
+    consumer, which must see exactly the committed records."""
+    from confluent_kafka import Consumer, Producer, TopicPartition
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic, src = PREFIX + "-confluent-txn", PREFIX + "-confluent-txn-in"
+    group = PREFIX + "-confluent-txn-group"
+    for f in admin.create_topics([NewTopic(topic, num_partitions=2, replication_factor=1),
+                                  NewTopic(src, num_partitions=1, replication_factor=1)]).values():
+        f.result(TIMEOUT)
+
+    p = Producer({"bootstrap.servers": bootstrap, "transactional.id": PREFIX + "-confluent-txn-id",
+                  "transaction.timeout.ms": 60000, "linger.ms": 5})
+    p.init_transactions(TIMEOUT)
+    # The group's metadata for send_offsets_to_transaction: a consumer of
+    # the group that has not joined (generation -1), as a simple producer
+    # committing for a group uses.
+    meta = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    committed, aborted = [], []
+    for label, n, commit, offset in [("committed1", 4, True, 3), ("aborted", 4, False, 99), ("committed2", 2, True, None)]:
+        p.begin_transaction()
+        for i in range(n):
+            v = "%s-%d" % (label, i)
+            p.produce(topic, value=v.encode(), partition=i % 2)
+            (committed if commit else aborted).append(v)
+        if offset is not None:
+            p.send_offsets_to_transaction([TopicPartition(src, 0, offset)], meta.consumer_group_metadata(), TIMEOUT)
+        if commit:
+            p.commit_transaction(TIMEOUT)
+        else:
+            p.abort_transaction(TIMEOUT)
+    meta.close()
+
+    def read(isolation, until):
+        c = Consumer({"bootstrap.servers": bootstrap, "group.id": PREFIX + "-confluent-txn-" + isolation,
+                      "auto.offset.reset": "earliest", "enable.auto.commit": False, "isolation.level": isolation})
+        c.subscribe([topic])
+        got, deadline = [], time.time() + TIMEOUT
+        while not until <= set(got) and time.time() < deadline:
+            m = c.poll(0.5)
+            if m is None:
+                continue
+            check(m.error() is None, "consume error: %s" % m.error())
+            got.append(m.value().decode())
+        c.close()
+        check(until <= set(got), "%s read %s, not yet all of %s" % (isolation, got, sorted(until)))
+        return got
+
+    # Every committed record comes after the aborted ones on its partition
+    # (committed2 is last on both), so a reader that has them all has
+    # passed the aborted records.
+    got = read("read_committed", set(committed))
+    check(sorted(got) == sorted(committed), "read_committed read %s, want %s" % (sorted(got), sorted(committed)))
+    got = read("read_uncommitted", set(committed) | set(aborted))
+    check(len(got) == len(committed) + len(aborted), "read_uncommitted read %s" % got)
+
+    c = Consumer({"bootstrap.servers": bootstrap, "group.id": group})
+    offs = c.committed([TopicPartition(src, 0)], TIMEOUT)
+    c.close()
+    check(offs[0].offset == 3, "committed offset of %s: %s, want 3" % (group, offs[0]))
+    for f in admin.delete_topics([topic, src]).values():
+        f.result(TIMEOUT)
+
+
 # --- aiokafka ----------------------------------------------------------------
 
 async def aiokafka_async(bootstrap):
@@ -203,6 +270,7 @@ def kafka_python(bootstrap):
 
 CHECKS = {
     "confluent-kafka": confluent,
+    "confluent-kafka-transactions": confluent_txn,
     "aiokafka": aiokafka,
     "kafka-python": kafka_python,
 }
