@@ -27,6 +27,9 @@ type ConsumeConfig struct {
 	// listed before load started, so it misses nothing and reads nothing
 	// old); nil reads every partition from the log start (replay).
 	StartOffsets map[int32]int64
+	// ReadCommitted reads at isolation level read_committed (up to the
+	// last stable offset) instead of read_uncommitted.
+	ReadCommitted bool
 }
 
 // ConsumeResult is what a consumer measured.
@@ -60,6 +63,9 @@ func Consume(ctx context.Context, cfg ConsumeConfig) (ConsumeResult, error) {
 		opts = append(opts, kgo.ConsumePartitions(map[string]map[int32]kgo.Offset{cfg.Topic: parts}))
 	} else {
 		opts = append(opts, kgo.ConsumeTopics(cfg.Topic), kgo.ConsumeResetOffset(kgo.NewOffset().AtStart()))
+	}
+	if cfg.ReadCommitted {
+		opts = append(opts, kgo.FetchIsolationLevel(kgo.ReadCommitted()))
 	}
 	cl, err := kgo.NewClient(opts...)
 	if err != nil {

@@ -258,3 +258,34 @@ func TestNewClientOpts(t *testing.T) {
 		}
 	}
 }
+
+// TestTransactionsKfake: the transaction phase commits every transaction
+// (a read_committed consumer reads all its records back) and measures
+// each EndTxn; a counter that counts 1 per read gives 0 writes per EndTxn.
+func TestTransactionsKfake(t *testing.T) {
+	c, err := kfake.NewCluster(kfake.NumBrokers(1))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	ctx, cancel := context.WithTimeout(t.Context(), time.Minute)
+	defer cancel()
+	var reads float64
+	counter := func(context.Context) (map[string]float64, error) {
+		reads++
+		return map[string]float64{"pg_xids": reads}, nil
+	}
+	cfg := DefaultConfig()
+	cfg.Brokers, cfg.Topic, cfg.Partitions, cfg.RecordSize = c.ListenAddrs(), "txn", 2, 100
+	r, err := Transactions(ctx, cfg, 5, counter)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Transactions != 5 || r.EndTxn.Len() != 5 || r.WriteTxPerEnd != 0 {
+		t.Fatalf("transactions: %d, %d samples, %v writes per EndTxn", r.Transactions, r.EndTxn.Len(), r.WriteTxPerEnd)
+	}
+	got, err := Consume(ctx, ConsumeConfig{Brokers: c.ListenAddrs(), Topic: "txn", StopAfterBytes: 500, ReadCommitted: true})
+	if err != nil || got.Records != 5 {
+		t.Fatalf("read_committed read %d records: %v", got.Records, err)
+	}
+}
