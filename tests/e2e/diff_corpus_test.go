@@ -8,7 +8,7 @@ import (
 )
 
 // The differential corpus. APIs being built elsewhere right now are left
-// out for now (transactions, SASL and ACLs, KIP-848); add them here, with
+// out for now (SASL and ACLs, KIP-848); add them here, with
 // cases for their errors, when they land. Cases run in
 // order and may change state (create, delete, commit), identically on
 // both sides.
@@ -103,6 +103,7 @@ func diffCorpus(k, s *diffSide, px string) []diffCase {
 	topicAdminCases(k, s, px, add)
 	configCases(k, s, add)
 	deleteRecordsCases(k, s, add)
+	txnCases(k, s, px, add)
 	return cs
 }
 

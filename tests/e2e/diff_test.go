@@ -41,6 +41,9 @@ type diffSide struct {
 	// The idempotent producer of the produce cases.
 	pid   int64
 	epoch int16
+	// The transactional producers of the transaction cases, by
+	// transactional id.
+	txns map[string]*diffTxn
 }
 
 // errClosed is the outcome of a request the broker answered by closing
@@ -49,7 +52,7 @@ var errClosed = errors.New("no answer (connection closed or timed out)")
 
 func newDiffSide(name, addr string) *diffSide {
 	return &diffSide{name: name, addr: addr, f: kmsg.NewRequestFormatter(kmsg.FormatterClientID("silt-diff")),
-		topicIDs: map[string][16]byte{}}
+		topicIDs: map[string][16]byte{}, txns: map[string]*diffTxn{}}
 }
 
 func (s *diffSide) close() {
@@ -378,6 +381,7 @@ func diffFixtures(s *diffSide, px string) error {
 		{"del", 1, nil},
 		{"del2", 1, nil},
 		{"cfg", 1, map[string]string{"retention.ms": "3600000"}},
+		{"txn", 3, nil},
 	} {
 		ct := kmsg.NewCreateTopicsRequestTopic()
 		ct.Topic = px + "-" + ft.name
