@@ -22,8 +22,9 @@ var javaOptions = []string{
 
 // TestJavaClients runs the Java driver's checks (tests/java/clients:
 // producer with every codec, consumer assignors, static membership, seek,
-// pause and offsetsForTimes, the Admin client, Kafka Streams stateless and
-// stateful) with kafka-clients 4.x against silt dev and silt agent, and
+// pause and offsetsForTimes, the Admin client, the transactional producer
+// with read_committed consumers, Kafka Streams stateless, stateful and
+// exactly_once_v2) with kafka-clients 4.x against silt dev and silt agent, and
 // with the 3.x line against silt dev. One JVM runs all checks of a run;
 // each check is a subtest.
 func TestJavaClients(t *testing.T) {

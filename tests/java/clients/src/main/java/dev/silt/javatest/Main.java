@@ -40,6 +40,8 @@ public final class Main {
         m.put("streams-stateless", StreamsChecks::stateless);
         m.put("streams-stateful", StreamsChecks::stateful);
         m.put("streams-compacted-restore", CompactionChecks::streamsCompactedRestore);
+        m.put("transactional-producer", TxnChecks::producer);
+        m.put("streams-exactly-once", TxnChecks::streamsExactlyOnce);
         return m;
     }
 
