@@ -1,7 +1,41 @@
 // Package group is silt's consumer-group coordinator: Kafka's classic group
-// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), committed offsets
-// and the group admin APIs, with Apache Kafka's state machine and error
-// codes.
+// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the consumer group
+// protocol of KIP-848 (ConsumerGroupHeartbeat, ConsumerGroupDescribe),
+// committed offsets and the group admin APIs, with Apache Kafka's state
+// machines and error codes.
+//
+// A group has a type, as in Kafka 4.x: classic (members join, the leader
+// assigns, every member syncs; a rebalance stops the world) or consumer
+// (KIP-848: the coordinator assigns, members heartbeat and reconcile
+// towards their target assignment one epoch at a time, without a global
+// barrier). A consumer group's state, as GroupMetadataManager keeps it:
+//
+//   - a group epoch, bumped whenever the members' subscriptions (topic
+//     names, or regular expressions the coordinator resolves against the
+//     topics that exist) or the subscribed topics' partition counts change;
+//   - a target assignment, computed by a server-side assignor (uniform or
+//     range, Kafka's group.consumer.assignors) for the group epoch, and its
+//     epoch;
+//   - per member: its member epoch and previous epoch, its assigned
+//     partitions and those pending revocation, and its state (stable,
+//     unrevoked partitions, unreleased partitions). A member moves to the
+//     target epoch only after it has stopped owning partitions that go to
+//     others, and it gets a partition only once its previous owner released
+//     it (reconcile.go, Kafka's CurrentAssignmentBuilder).
+//
+// Members that still speak the classic protocol may be part of a consumer
+// group (Kafka's online migration, group.consumer.migration.policy
+// bidirectional): a classic group whose members use the consumer embedded
+// protocol becomes a consumer group when a ConsumerGroupHeartbeat joins it;
+// its classic members then get their assignment from the coordinator
+// through JoinGroup and SyncGroup and are asked to rejoin (Heartbeat
+// answers REBALANCE_IN_PROGRESS) when they must reconcile. When the last
+// member using the consumer protocol leaves, a group of classic members
+// becomes a classic group again and rebalances.
+//
+// Offsets committed by members of a consumer group name their member epoch
+// (OffsetCommit v9+ carries it in the generation field): a commit with
+// another epoch answers STALE_MEMBER_EPOCH, as in Kafka.
 //
 // Every group is owned by one goroutine (group.run) fed by an unbuffered
 // channel of closures: all of a group's state, its timers' effects and its
@@ -10,9 +44,12 @@
 // SyncGroup) leaves a reply channel with the group and waits on it.
 //
 // State that must survive an agent (members, generation, protocol, leader,
-// assignments, static instance ids) is saved whenever a generation
-// completes or membership changes; committed offsets go straight to the
-// metastore. A group is loaded from the metastore the first time this
+// assignments, static instance ids; for a consumer group its epochs,
+// target assignment and every member's reconciliation state) is saved
+// whenever a generation completes or membership changes, and for a
+// consumer group before any heartbeat is answered with a new epoch or
+// assignment, so a member never holds an epoch the metastore does not
+// know; committed offsets go straight to the metastore. A group is loaded from the metastore the first time this
 // coordinator touches it, so another agent can take over a group whose
 // coordinator died.
 //
