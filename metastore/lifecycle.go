@@ -19,6 +19,9 @@ type Backend interface {
 	GroupOwnership
 	Credentials
 	ACLs
+	GroupConfigs
+	ShareGroupOwnership
+	SharePartitions
 }
 
 // Leases elect singletons among agents, such as the storage janitor: a
