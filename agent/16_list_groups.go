@@ -1,11 +1,12 @@
 package agent
 
-// ListGroups: v0-v4.
+// ListGroups: v0-v5.
 //
 // Behaviour: like a Kafka broker, each agent lists the groups it
 // coordinates (clients ask every broker and merge), with their protocol
-// type and, v4+, state, filtered by StatesFilter (case-insensitive). Groups
-// created only by offset commits are listed with an empty protocol type.
+// type, v4+ state and v5+ type (classic, consumer, share), filtered by
+// StatesFilter and TypesFilter (case-insensitive). Groups created only by
+// offset commits are listed with an empty protocol type.
 //
 // Authorization (when on): DESCRIBE on the cluster lists every group;
 // otherwise only the groups the principal may DESCRIBE are listed.
@@ -23,12 +24,15 @@ import (
 func (a *Agent) handleListGroups(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.ListGroupsRequest)
 	resp := req.ResponseKind().(*kmsg.ListGroupsResponse)
-	var states []string
+	var states, types []string
 	if req.Version >= 4 {
 		states = req.StatesFilter
 	}
+	if req.Version >= 5 {
+		types = req.TypesFilter
+	}
 	owns := func(name string) bool { _, ok := (groupOwnership{a}).Owns(name); return ok }
-	groups, err := a.groups.ListGroups(ctx, states, owns)
+	groups, err := a.groups.ListGroups(ctx, states, types, owns)
 	if err != nil {
 		resp.ErrorCode = groupErrorCode(err)
 		r.logError(resp.ErrorCode, err)
@@ -42,7 +46,7 @@ func (a *Agent) handleListGroups(ctx context.Context, r *request) (kmsg.Response
 			continue
 		}
 		lg := kmsg.NewListGroupsResponseGroup()
-		lg.Group, lg.ProtocolType, lg.GroupState = g.Name, g.ProtocolType, g.State
+		lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.Name, g.ProtocolType, g.State, g.Type
 		resp.Groups = append(resp.Groups, lg)
 	}
 	return resp, nil

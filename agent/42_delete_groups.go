@@ -28,7 +28,7 @@ func (a *Agent) handleDeleteGroups(ctx context.Context, r *request) (kmsg.Respon
 		case !r.authorized(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeGroup, name):
 			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case a.ownsGroup(ctx, name):
-			g.ErrorCode = a.groups.DeleteGroup(ctx, name)
+			g.ErrorCode, _ = a.groups.DeleteGroup(ctx, name)
 		default:
 			g.ErrorCode = kerr.NotCoordinator.Code
 		}

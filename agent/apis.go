@@ -33,8 +33,8 @@ var apis = []api{
 	{key: 12, min: 0, max: 4, handle: (*Agent).handleHeartbeat},
 	{key: 13, min: 0, max: 5, handle: (*Agent).handleLeaveGroup},
 	{key: 14, min: 0, max: 5, handle: (*Agent).handleSyncGroup},
-	{key: 15, min: 0, max: 5, handle: (*Agent).handleDescribeGroups},
-	{key: 16, min: 0, max: 4, handle: (*Agent).handleListGroups},
+	{key: 15, min: 0, max: 6, handle: (*Agent).handleDescribeGroups},
+	{key: 16, min: 0, max: 5, handle: (*Agent).handleListGroups},
 	{key: 17, min: 0, max: 1, handle: (*Agent).handleSASLHandshake},
 	{key: 18, min: 0, max: 5, handle: (*Agent).handleApiVersions},
 	{key: 19, min: 0, max: 7, handle: (*Agent).handleCreateTopics},
@@ -55,6 +55,8 @@ var apis = []api{
 	{key: 50, min: 0, max: 0, handle: (*Agent).handleDescribeUserSCRAMCredentials},
 	{key: 51, min: 0, max: 0, handle: (*Agent).handleAlterUserSCRAMCredentials},
 	{key: 60, min: 0, max: 1, handle: (*Agent).handleDescribeCluster},
+	{key: 68, min: 0, max: 1, handle: (*Agent).handleConsumerGroupHeartbeat},
+	{key: 69, min: 0, max: 1, handle: (*Agent).handleConsumerGroupDescribe},
 }
 
 // request is one decoded request and where it came from.

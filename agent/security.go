@@ -140,6 +140,11 @@ func (r *request) configAuthorized(op kmsg.ACLOperation, rt kmsg.ConfigResourceT
 		if !r.authorizedCluster(op) {
 			return kerr.ClusterAuthorizationFailed
 		}
+	case kmsg.ConfigResourceTypeGroupConfig:
+		// Kafka checks the group's DESCRIBE_CONFIGS / ALTER_CONFIGS.
+		if !r.authorized(op, kmsg.ACLResourceTypeGroup, name) {
+			return kerr.GroupAuthorizationFailed
+		}
 	}
 	return nil
 }

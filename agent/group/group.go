@@ -74,11 +74,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/siltdata/silt/groupconfig"
 	"github.com/siltdata/silt/metastore"
 )
 
@@ -104,6 +106,30 @@ type Config struct {
 	MaxGroupSize int
 	// StoreTimeout bounds one metastore call made by a group.
 	StoreTimeout time.Duration
+
+	// Groups are the defaults and bounds of the group configs
+	// (consumer.session.timeout.ms, ...): KIP-848 members' session
+	// timeout and heartbeat interval.
+	Groups groupconfig.Defaults
+	// ConsumerAssignors are the server-side assignors KIP-848 members may
+	// name (group.consumer.assignors: uniform, range); the first is used
+	// for groups whose members name none.
+	ConsumerAssignors []string
+	// ConsumerMaxSize bounds members per consumer group
+	// (group.consumer.max.size); beyond it ConsumerGroupHeartbeat answers
+	// GROUP_MAX_SIZE_REACHED.
+	ConsumerMaxSize int
+	// MigrationPolicy allows converting groups between the classic and
+	// the consumer protocol while they have members
+	// (group.consumer.migration.policy): bidirectional, upgrade,
+	// downgrade or disabled.
+	MigrationPolicy string
+	// MetadataRefresh is how often a consumer group's subscriptions are
+	// matched against the topics again (new topics for regular
+	// expressions, partitions added, topics deleted), at the next
+	// heartbeat after it passed. Shorter picks up changes sooner and
+	// reads the topic list more often.
+	MetadataRefresh time.Duration
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -115,6 +141,11 @@ func DefaultConfig() Config {
 		MaxMetadataBytes:      4096,
 		MaxGroupSize:          1 << 20,
 		StoreTimeout:          10 * time.Second,
+		Groups:                groupconfig.KafkaDefaults(),
+		ConsumerAssignors:     []string{"uniform", "range"},
+		ConsumerMaxSize:       1 << 20,
+		MigrationPolicy:       "bidirectional",
+		MetadataRefresh:       time.Second,
 	}
 }
 
@@ -136,6 +167,26 @@ func (c Config) Validate() error {
 	if c.StoreTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("store timeout %s: must be positive", c.StoreTimeout))
 	}
+	if err := c.Groups.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.ConsumerAssignors) == 0 {
+		errs = append(errs, errors.New("consumer assignors: need at least one"))
+	}
+	for _, a := range c.ConsumerAssignors {
+		if assignors[a] == nil {
+			errs = append(errs, fmt.Errorf("consumer assignor %q: silt has uniform and range", a))
+		}
+	}
+	if c.ConsumerMaxSize < 1 {
+		errs = append(errs, fmt.Errorf("consumer group max size %d: must be at least 1", c.ConsumerMaxSize))
+	}
+	if !slices.Contains([]string{"bidirectional", "upgrade", "downgrade", "disabled"}, c.MigrationPolicy) {
+		errs = append(errs, fmt.Errorf("migration policy %q: one of bidirectional, upgrade, downgrade, disabled", c.MigrationPolicy))
+	}
+	if c.MetadataRefresh <= 0 {
+		errs = append(errs, fmt.Errorf("metadata refresh %s: must be positive", c.MetadataRefresh))
+	}
 	return errors.Join(errs...)
 }
 
@@ -149,12 +200,13 @@ var (
 	errNotOwned = errors.New("group not coordinated by this agent now")
 )
 
-// Store is what the coordinator needs of the metastore: its reads, and
-// the fenced group writes.
+// Store is what the coordinator needs of the metastore: its reads, the
+// fenced group writes, and groups' configs.
 type Store interface {
 	metastore.Store
 	metastore.GroupOwnership
 	metastore.BulkReads
+	metastore.GroupConfigs
 }
 
 // Ownership is what the coordinator asks its agent before it acts for a
@@ -220,6 +272,10 @@ type Coordinator struct {
 	// stateHook, when set (tests only, before use), is called on the
 	// group goroutine at every state change.
 	stateHook func(group string, s string)
+
+	// topics is the coordinator's view of the topics, which consumer
+	// groups match their subscriptions against.
+	topics topicView
 }
 
 // New returns a Coordinator that acts for a group only while owner says
