@@ -181,7 +181,11 @@ func TestConsumerGroupTakeover(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			e := newE(t)
 			ctx := ctxT(t)
-			c1 := e.coordinator(consumerConfig())
+			// Sessions outlast the test: no expiry on the old
+			// coordinator (which would drop the group there) interferes.
+			cfg := consumerConfig()
+			cfg.Groups.ConsumerSessionTimeout = 30 * time.Second
+			c1 := e.coordinator(cfg)
 			tid := e.topic.ID
 			wantOK(t, "a joins", e.cgh(ctx, c1, "g", cghOpts{member: "a", topics: []string{"t"}}))
 			wantOK(t, "b joins", e.cgh(ctx, c1, "g", cghOpts{member: "b", topics: []string{"t"}}))
@@ -195,7 +199,7 @@ func TestConsumerGroupTakeover(t *testing.T) {
 				t.Fatalf("before takeover: %+v", before)
 			}
 
-			c2 := e.coordinator(consumerConfig())
+			c2 := e.coordinator(cfg)
 			after := c2.ConsumerGroupDescribe(ctx, "g")
 			if after.State != "Stable" || after.Epoch != before.Epoch || len(after.Members) != 2 {
 				t.Fatalf("after takeover: %+v, before %+v", after, before)
