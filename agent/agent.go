@@ -23,6 +23,7 @@ import (
 
 	"github.com/siltdata/silt/agent/group"
 	"github.com/siltdata/silt/agent/ingest"
+	"github.com/siltdata/silt/agent/share"
 	"github.com/siltdata/silt/auth/acl"
 	"github.com/siltdata/silt/auth/sasl"
 	"github.com/siltdata/silt/auth/tlsconf"
@@ -133,6 +134,9 @@ type Config struct {
 	Ingest ingest.Config
 	Fetch  fetch.Config
 	Group  group.Config
+	// Share configures share groups; its Groups defaults are taken from
+	// Group.Groups (one set of group-config defaults for both).
+	Share share.Config
 }
 
 // MemoryBudget is the memory the configuration lets an agent use: the
@@ -170,6 +174,7 @@ func DefaultConfig() Config {
 		Ingest:                  ingest.DefaultConfig(),
 		Fetch:                   fetch.DefaultConfig(),
 		Group:                   group.DefaultConfig(),
+		Share:                   share.DefaultConfig(),
 	}
 }
 
@@ -210,6 +215,14 @@ func (c Config) Validate() error {
 	if c.LeaveGrace < 0 {
 		errs = append(errs, fmt.Errorf("leave grace %s: must not be negative", c.LeaveGrace))
 	}
+	if err := c.Group.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	sc := c.Share
+	sc.Groups = c.Group.Groups
+	if err := sc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -227,6 +240,11 @@ type Agent struct {
 	ingest *ingest.Pipeline
 	reader *fetch.Reader
 	groups *group.Coordinator
+	// shares coordinates share groups; shareParts is the share-fetch
+	// path and shareSessions its sessions (agent/share).
+	shares        *share.Coordinator
+	shareParts    *share.Partitions
+	shareSessions *share.Sessions
 
 	metrics *serverMetrics
 	topics  *topicCache
@@ -339,6 +357,16 @@ func New(cfg Config, store metastore.Backend, bucket objstore.Bucket, logger *sl
 		_ = a.ingest.Close(context.Background())
 		_ = a.reader.Close()
 		return nil, fmt.Errorf("group: %w", err)
+	}
+	shareCfg := cfg.Share
+	shareCfg.Groups = cfg.Group.Groups
+	a.shareParts = share.NewPartitions(shareCfg, store, logger)
+	a.shareSessions = share.NewSessions()
+	if a.shares, err = share.New(shareCfg, store, groupOwnership{a}, a.shareParts, logger, reg); err != nil {
+		_ = a.groups.Close()
+		_ = a.ingest.Close(context.Background())
+		_ = a.reader.Close()
+		return nil, fmt.Errorf("share: %w", err)
 	}
 	return a, nil
 }
@@ -548,6 +576,9 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 	a.watching.Wait()
 	if err := a.groups.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close groups: %w", err))
+	}
+	if err := a.shares.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close share groups: %w", err))
 	}
 	if err := a.reader.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close fetch: %w", err))

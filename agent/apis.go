@@ -57,6 +57,13 @@ var apis = []api{
 	{key: 60, min: 0, max: 1, handle: (*Agent).handleDescribeCluster},
 	{key: 68, min: 0, max: 1, handle: (*Agent).handleConsumerGroupHeartbeat},
 	{key: 69, min: 0, max: 1, handle: (*Agent).handleConsumerGroupDescribe},
+	{key: 76, min: 1, max: 1, handle: (*Agent).handleShareGroupHeartbeat},
+	{key: 77, min: 1, max: 1, handle: (*Agent).handleShareGroupDescribe},
+	{key: 78, min: 1, max: 2, handle: (*Agent).handleShareFetch},
+	{key: 79, min: 1, max: 2, handle: (*Agent).handleShareAcknowledge},
+	{key: 90, min: 0, max: 1, handle: (*Agent).handleDescribeShareGroupOffsets},
+	{key: 91, min: 0, max: 0, handle: (*Agent).handleAlterShareGroupOffsets},
+	{key: 92, min: 0, max: 0, handle: (*Agent).handleDeleteShareGroupOffsets},
 }
 
 // request is one decoded request and where it came from.

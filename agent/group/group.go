@@ -243,6 +243,14 @@ func WithRequestLease(ctx context.Context, term uint64, held bool) context.Conte
 	return context.WithValue(ctx, requestLeaseKey{}, requestLease{term, held})
 }
 
+// RequestLease returns the lease WithRequestLease put in ctx, and whether
+// there is one: for other coordinators (agent/share) that fence requests
+// read across a lapse of the lease the same way.
+func RequestLease(ctx context.Context) (term uint64, held, ok bool) {
+	rl, ok := ctx.Value(requestLeaseKey{}).(requestLease)
+	return rl.term, rl.held, ok
+}
+
 // Client is who sent a request, as DescribeGroups shows it.
 type Client struct {
 	ID   string // client.id
