@@ -9,7 +9,9 @@ import (
 
 var testLimits = Limits{LockMs: 1000, DeliveryLimit: 3, MaxLocks: 100}
 
-func acq(first, last int64, count int32) Acquired { return Acquired{First: first, Last: last, Count: count} }
+func acq(first, last int64, count int32) Acquired {
+	return Acquired{First: first, Last: last, Count: count}
+}
 
 func wantAcquired(t *testing.T, what string, got []Acquired, want ...Acquired) {
 	t.Helper()
