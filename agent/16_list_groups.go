@@ -63,6 +63,9 @@ func (a *Agent) handleListGroups(ctx context.Context, r *request) (kmsg.Response
 			return resp, nil
 		}
 		for _, g := range shares {
+			if !all && !r.authorizedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, g.Name) {
+				continue
+			}
 			lg := kmsg.NewListGroupsResponseGroup()
 			lg.Group, lg.ProtocolType, lg.GroupState, lg.GroupType = g.Name, "share", g.State, "share"
 			resp.Groups = append(resp.Groups, lg)

@@ -32,11 +32,16 @@ package agent
 //   - Session timeout and heartbeat interval come from the group's
 //     consumer.session.timeout.ms and consumer.heartbeat.interval.ms, or
 //     the agent's defaults (45 s, 5 s, as Kafka).
+//   - ACLs: READ on the group (GROUP_AUTHORIZATION_FAILED) and DESCRIBE
+//     on every subscribed topic name (TOPIC_AUTHORIZATION_FAILED), as
+//     Kafka checks them.
 //
 // Differences from Kafka: the target assignment is computed as the
 // heartbeat that needs it arrives, not batched every
 // consumer.assignment.interval.ms; the uniform assignor's choices are
-// silt's own (balanced and sticky like Kafka's, not identical).
+// silt's own (balanced and sticky like Kafka's, not identical); topics a
+// regular expression matches are not filtered by the member's DESCRIBE
+// permission.
 
 import (
 	"context"
@@ -47,10 +52,21 @@ import (
 
 func (a *Agent) handleConsumerGroupHeartbeat(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.ConsumerGroupHeartbeatRequest)
-	if req.Group != "" && !a.ownsGroup(ctx, req.Group) {
+	early := func(code int16) (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.ConsumerGroupHeartbeatResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode, resp.MemberEpoch = code, req.MemberEpoch
 		return resp, nil
+	}
+	if !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.Group) {
+		return early(kerr.GroupAuthorizationFailed.Code)
+	}
+	for _, t := range req.SubscribedTopicNames {
+		if !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t) {
+			return early(kerr.TopicAuthorizationFailed.Code)
+		}
+	}
+	if req.Group != "" && !a.ownsGroup(ctx, req.Group) {
+		return early(kerr.NotCoordinator.Code)
 	}
 	resp := a.groups.ConsumerGroupHeartbeat(ctx, groupClient(r), req)
 	if resp.ErrorCode != 0 {

@@ -7,9 +7,9 @@ package agent
 // subscriptions, current and target assignments (topic ids and names) and,
 // v1, whether they use the consumer (1) or classic (0) protocol.
 // GROUP_ID_NOT_FOUND for an unknown group or a group of another type,
-// NOT_COORDINATOR when another agent coordinates it. Authorized
-// operations, when asked for, are every group operation: silt has no
-// authorizer.
+// NOT_COORDINATOR when another agent coordinates it. DESCRIBE on the group
+// (GROUP_AUTHORIZATION_FAILED); authorized operations, when asked for,
+// come from the ACLs.
 //
 // Differences from Kafka: none intended.
 
@@ -18,8 +18,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/siltdata/silt/agent/group"
 )
 
 func (a *Agent) handleConsumerGroupDescribe(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -27,6 +25,12 @@ func (a *Agent) handleConsumerGroupDescribe(ctx context.Context, r *request) (km
 	resp := req.ResponseKind().(*kmsg.ConsumerGroupDescribeResponse)
 	for _, name := range req.Groups {
 		var g kmsg.ConsumerGroupDescribeResponseGroup
+		if !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, name) {
+			g = kmsg.NewConsumerGroupDescribeResponseGroup()
+			g.Group, g.ErrorCode = name, kerr.GroupAuthorizationFailed.Code
+			resp.Groups = append(resp.Groups, g)
+			continue
+		}
 		if name == "" || !a.ownsGroup(ctx, name) {
 			g = kmsg.NewConsumerGroupDescribeResponseGroup()
 			g.Group = name
@@ -38,7 +42,7 @@ func (a *Agent) handleConsumerGroupDescribe(ctx context.Context, r *request) (km
 			g = a.groups.ConsumerGroupDescribe(ctx, name)
 		}
 		if req.IncludeAuthorizedOperations && g.ErrorCode == 0 {
-			g.AuthorizedOperations = group.AllGroupOperations
+			g.AuthorizedOperations = r.authorizedOps(kmsg.ACLResourceTypeGroup, name, modernGroupOps)
 		}
 		resp.Groups = append(resp.Groups, g)
 	}

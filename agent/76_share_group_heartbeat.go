@@ -15,7 +15,8 @@ package agent
 // from share.session.timeout.ms and share.heartbeat.interval.ms. Errors:
 // INVALID_REQUEST with Kafka's messages, UNKNOWN_MEMBER_ID,
 // FENCED_MEMBER_EPOCH, GROUP_MAX_SIZE_REACHED (group.share.max.size),
-// GROUP_ID_NOT_FOUND for a group of another type, NOT_COORDINATOR.
+// GROUP_ID_NOT_FOUND for a group of another type, NOT_COORDINATOR. ACLs:
+// READ on the group, DESCRIBE on every subscribed topic.
 //
 // Differences from Kafka: the assignment is computed as the heartbeat that
 // needs it arrives, not every share.assignment.interval.ms.
@@ -31,10 +32,21 @@ import (
 
 func (a *Agent) handleShareGroupHeartbeat(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.ShareGroupHeartbeatRequest)
-	if req.GroupID != "" && !a.ownsGroup(ctx, req.GroupID) {
+	early := func(code int16) (kmsg.Response, error) {
 		resp := req.ResponseKind().(*kmsg.ShareGroupHeartbeatResponse)
-		resp.ErrorCode = kerr.NotCoordinator.Code
+		resp.ErrorCode = code
 		return resp, nil
+	}
+	if !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, req.GroupID) {
+		return early(kerr.GroupAuthorizationFailed.Code)
+	}
+	for _, t := range req.SubscribedTopicNames {
+		if !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t) {
+			return early(kerr.TopicAuthorizationFailed.Code)
+		}
+	}
+	if req.GroupID != "" && !a.ownsGroup(ctx, req.GroupID) {
+		return early(kerr.NotCoordinator.Code)
 	}
 	cl := groupClient(r)
 	resp := a.shares.Heartbeat(ctx, share.Client{ID: cl.ID, Host: cl.Host}, req)

@@ -6,8 +6,9 @@ package agent
 // epochs, assignor ("simple") and members with their epochs,
 // subscriptions and assignments (topic ids and names). GROUP_ID_NOT_FOUND
 // for an unknown group or one of another type, NOT_COORDINATOR when
-// another agent coordinates it. Authorized operations, when asked for,
-// are every group operation: silt has no authorizer.
+// another agent coordinates it. DESCRIBE on the group
+// (GROUP_AUTHORIZATION_FAILED); authorized operations, when asked for,
+// come from the ACLs.
 //
 // Differences from Kafka: none intended.
 
@@ -16,8 +17,6 @@ import (
 
 	"github.com/twmb/franz-go/pkg/kerr"
 	"github.com/twmb/franz-go/pkg/kmsg"
-
-	"github.com/siltdata/silt/agent/group"
 )
 
 func (a *Agent) handleShareGroupDescribe(ctx context.Context, r *request) (kmsg.Response, error) {
@@ -26,6 +25,9 @@ func (a *Agent) handleShareGroupDescribe(ctx context.Context, r *request) (kmsg.
 	for _, name := range req.GroupIDs {
 		var g kmsg.ShareGroupDescribeResponseGroup
 		switch {
+		case !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, name):
+			g = kmsg.NewShareGroupDescribeResponseGroup()
+			g.GroupID, g.ErrorCode = name, kerr.GroupAuthorizationFailed.Code
 		case name == "":
 			g = kmsg.NewShareGroupDescribeResponseGroup()
 			g.ErrorCode = kerr.InvalidGroupID.Code
@@ -36,7 +38,7 @@ func (a *Agent) handleShareGroupDescribe(ctx context.Context, r *request) (kmsg.
 			g = a.shares.Describe(ctx, name)
 		}
 		if req.IncludeAuthorizedOperations && g.ErrorCode == 0 {
-			g.AuthorizedOperations = group.AllGroupOperations
+			g.AuthorizedOperations = r.authorizedOps(kmsg.ACLResourceTypeGroup, name, modernGroupOps)
 		}
 		resp.Groups = append(resp.Groups, g)
 	}

@@ -30,6 +30,9 @@ package agent
 //     share.auto.offset.reset says.
 //   - Any agent serves any partition (CurrentLeader is never named); the
 //     group's membership is not checked here, as in Kafka.
+//   - ACLs: READ on the group (GROUP_AUTHORIZATION_FAILED for the whole
+//     request) and on each topic (TOPIC_AUTHORIZATION_FAILED for its
+//     partitions, fetching and acknowledging alike).
 //
 // Differences from Kafka: records are acquired offset by offset, never
 // rounded up to whole batches (ShareAcquireMode is not needed to get
@@ -67,6 +70,8 @@ func (a *Agent) handleShareFetch(ctx context.Context, r *request) (kmsg.Response
 		return resp, nil
 	}
 	switch {
+	case !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, group):
+		return fail(kerr.GroupAuthorizationFailed.Code, "")
 	case group == "":
 		return fail(kerr.InvalidRequest.Code, "GroupId can't be empty.")
 	case member == "" || len(member) > 36:
@@ -120,7 +125,7 @@ func (a *Agent) handleShareFetch(ctx context.Context, r *request) (kmsg.Response
 		if !ok {
 			return fail(kerr.ShareSessionNotFound.Code, "")
 		}
-		a.processShareAcks(ctx, group, member, acks, maxType)
+		a.processShareAcks(ctx, r, group, member, acks, maxType)
 		a.releaseShare(ctx, key, held)
 		addShareAcks(resp, acks)
 		return resp, nil
@@ -142,7 +147,7 @@ func (a *Agent) handleShareFetch(ctx context.Context, r *request) (kmsg.Response
 		}
 	}
 
-	a.processShareAcks(ctx, group, member, acks, maxType)
+	a.processShareAcks(ctx, r, group, member, acks, maxType)
 	if renew {
 		addShareAcks(resp, acks)
 		return resp, nil
@@ -274,6 +279,9 @@ func (a *Agent) shareFetchOnce(ctx context.Context, r *request, group, member st
 			continue
 		case err != nil:
 			f.code = errorCode(err)
+			continue
+		case !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, t.Name):
+			f.code = kerr.TopicAuthorizationFailed.Code
 			continue
 		case tp.Partition < 0 || tp.Partition >= t.Partitions:
 			f.code = kerr.UnknownTopicOrPartition.Code

@@ -11,7 +11,8 @@ package agent
 // partition: INVALID_REQUEST for malformed batches, INVALID_RECORD_STATE
 // for records the member does not hold (nothing of the partition's
 // acknowledgement is applied then), UNKNOWN_TOPIC_ID. Each partition's
-// acknowledgement is stored in the metastore before it is answered.
+// acknowledgement is stored in the metastore before it is answered. ACLs:
+// READ on the group and on each topic.
 //
 // Differences from Kafka: none intended.
 
@@ -38,6 +39,8 @@ func (a *Agent) handleShareAcknowledge(ctx context.Context, r *request) (kmsg.Re
 		return resp, nil
 	}
 	switch {
+	case !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeGroup, group):
+		return fail(kerr.GroupAuthorizationFailed.Code, "")
 	case group == "":
 		return fail(kerr.InvalidRequest.Code, "GroupId can't be empty.")
 	case member == "" || len(member) > 36:
@@ -78,7 +81,7 @@ func (a *Agent) handleShareAcknowledge(ctx context.Context, r *request) (kmsg.Re
 			return fail(kerr.InvalidShareSessionEpoch.Code, "")
 		}
 	}
-	a.processShareAcks(ctx, group, member, acks, maxType)
+	a.processShareAcks(ctx, r, group, member, acks, maxType)
 	a.releaseShare(ctx, key, held)
 	byTopic := map[[16]byte]int{}
 	for _, ap := range acks {

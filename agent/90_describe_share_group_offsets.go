@@ -8,7 +8,8 @@ package agent
 // unknown one. Lag (v1) is the records from the start offset to the high
 // watermark not yet acknowledged or archived. NOT_COORDINATOR when
 // another agent coordinates the group. Leader epochs are 0 (as Metadata
-// reports).
+// reports). ACLs: DESCRIBE on the group and on each topic (a named
+// topic answers TOPIC_AUTHORIZATION_FAILED, all topics leave it out).
 //
 // Differences from Kafka: none intended.
 
@@ -27,6 +28,9 @@ func (a *Agent) handleDescribeShareGroupOffsets(ctx context.Context, r *request)
 	for _, rg := range req.Groups {
 		var g kmsg.DescribeShareGroupOffsetsResponseGroup
 		switch {
+		case !r.authorized(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeGroup, rg.GroupID):
+			g = kmsg.NewDescribeShareGroupOffsetsResponseGroup()
+			g.GroupID, g.ErrorCode = rg.GroupID, kerr.GroupAuthorizationFailed.Code
 		case rg.GroupID == "":
 			g = kmsg.NewDescribeShareGroupOffsetsResponseGroup()
 			g.ErrorCode = kerr.InvalidGroupID.Code
@@ -42,6 +46,21 @@ func (a *Agent) handleDescribeShareGroupOffsets(ctx context.Context, r *request)
 				}
 			}
 			g = a.shares.DescribeOffsets(ctx, rg.GroupID, topics)
+			// Topics the principal may not DESCRIBE: named ones answer
+			// TOPIC_AUTHORIZATION_FAILED, all-topics leaves them out.
+			kept := g.Topics[:0]
+			for _, t := range g.Topics {
+				if !r.authorizedQuiet(kmsg.ACLOperationDescribe, kmsg.ACLResourceTypeTopic, t.Topic) {
+					if rg.Topics == nil {
+						continue
+					}
+					for i := range t.Partitions {
+						t.Partitions[i].ErrorCode, t.Partitions[i].StartOffset, t.Partitions[i].Lag = kerr.TopicAuthorizationFailed.Code, -1, -1
+					}
+				}
+				kept = append(kept, t)
+			}
+			g.Topics = kept
 		}
 		if g.ErrorCode != 0 {
 			r.logError(g.ErrorCode, nil, "group", rg.GroupID)

@@ -7,7 +7,8 @@ package agent
 // GROUP_ID_NOT_FOUND for an unknown one); a consumer subscribing again
 // starts where share.auto.offset.reset says. Per topic
 // UNKNOWN_TOPIC_OR_PARTITION. NOT_COORDINATOR when another agent
-// coordinates the group.
+// coordinates the group. ACLs: DELETE on the group, READ on every named
+// topic.
 //
 // Differences from Kafka: none intended.
 
@@ -20,6 +21,18 @@ import (
 
 func (a *Agent) handleDeleteShareGroupOffsets(ctx context.Context, r *request) (kmsg.Response, error) {
 	req := r.kreq.(*kmsg.DeleteShareGroupOffsetsRequest)
+	if !r.authorized(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeGroup, req.GroupID) {
+		resp := req.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
+		resp.ErrorCode = kerr.GroupAuthorizationFailed.Code
+		return resp, nil
+	}
+	for _, t := range req.Topics {
+		if !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, t.Topic) {
+			resp := req.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
+			resp.ErrorCode = kerr.TopicAuthorizationFailed.Code
+			return resp, nil
+		}
+	}
 	if req.GroupID == "" || !a.ownsGroup(ctx, req.GroupID) {
 		resp := req.ResponseKind().(*kmsg.DeleteShareGroupOffsetsResponse)
 		resp.ErrorCode = kerr.NotCoordinator.Code

@@ -159,6 +159,10 @@ var (
 		kmsg.ACLOperationClusterAction, kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs,
 		kmsg.ACLOperationIdempotentWrite}
 	groupOps = []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationDelete}
+	// modernGroupOps are what Kafka 4.x reports for consumer and share
+	// groups, whose configs are resources too.
+	modernGroupOps = []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationDelete,
+		kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs}
 )
 
 // principalAndHost is the connection's principal and client IP.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
+	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/siltdata/silt/agent/share"
 	"github.com/siltdata/silt/fetch"
@@ -61,7 +62,7 @@ type shareAckPart struct {
 // member: INVALID_REQUEST for malformed batches, INVALID_RECORD_STATE for
 // records the member does not hold, UNKNOWN_TOPIC_ID / _OR_PARTITION.
 // Partitions that got records back wake waiting fetches.
-func (a *Agent) processShareAcks(ctx context.Context, group, member string, acks []*shareAckPart, maxType int8) {
+func (a *Agent) processShareAcks(ctx context.Context, r *request, group, member string, acks []*shareAckPart, maxType int8) {
 	var released []metastore.TopicPartition
 	for _, ap := range acks {
 		t, err := a.topicByID(ctx, metastore.TopicID(ap.topicID))
@@ -71,6 +72,9 @@ func (a *Agent) processShareAcks(ctx context.Context, group, member string, acks
 			continue
 		case err != nil:
 			ap.code, ap.msg = errorCode(err), err.Error()
+			continue
+		case !r.authorized(kmsg.ACLOperationRead, kmsg.ACLResourceTypeTopic, t.Name):
+			ap.code = kerr.TopicAuthorizationFailed.Code
 			continue
 		case ap.part < 0 || ap.part >= t.Partitions:
 			ap.code = kerr.UnknownTopicOrPartition.Code
