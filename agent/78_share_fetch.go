@@ -41,6 +41,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"log/slog"
 	"slices"
 	"time"
 
@@ -204,6 +205,16 @@ func (a *Agent) handleShareFetch(ctx context.Context, r *request) (kmsg.Response
 		}
 	}
 
+	if a.logger.Enabled(ctx, slog.LevelDebug) {
+		n := 0
+		for _, f := range results {
+			for _, ar := range f.acquired {
+				n += int(ar.LastOffset - ar.FirstOffset + 1)
+			}
+		}
+		a.logger.Debug("share fetch", "group", group, "member", member, "epoch", req.ShareSessionEpoch,
+			"partitions", len(order), "acknowledged", len(acks), "acquired", n, "max_records", req.MaxRecords, "max_wait_ms", req.MaxWaitMillis)
+	}
 	// The answer: partitions with records or errors, those the session
 	// says must appear, and those acknowledged in this request.
 	acked := map[metastore.TopicPartition]*shareAckPart{}
@@ -222,8 +233,12 @@ func (a *Agent) handleShareFetch(ctx context.Context, r *request) (kmsg.Response
 		}
 		sp := newShareFetchPartition(tp.Partition)
 		if f != nil {
-			sp.ErrorCode = f.code
-			sp.Records, sp.AcquiredRecords = f.records, f.acquired
+			sp.ErrorCode, sp.AcquiredRecords = f.code, f.acquired
+			if f.records != nil {
+				// Never null: the Java client refuses a null record set
+				// (a non-nullable field in Kafka's schema).
+				sp.Records = f.records
+			}
 		}
 		if ap != nil {
 			sp.AcknowledgeErrorCode = ap.code

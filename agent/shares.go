@@ -3,6 +3,7 @@ package agent
 import (
 	"context"
 	"errors"
+	"fmt"
 	"time"
 
 	"github.com/twmb/franz-go/pkg/kerr"
@@ -86,6 +87,7 @@ func (a *Agent) processShareAcks(ctx context.Context, r *request, group, member 
 			continue
 		}
 		rel, err := a.shareParts.Acknowledge(ctx, group, member, ap.tp, ap.batches)
+		a.logger.Debug("share acknowledge", "group", group, "member", member, "partition", ap.part, "batches", fmt.Sprint(ap.batches), "err", err)
 		if err != nil {
 			ap.code, ap.msg = shareErrorCode(err), err.Error()
 			continue
