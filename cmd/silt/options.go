@@ -65,7 +65,8 @@ type options struct {
 	metastore string // agent
 	bucket    string // agent
 
-	sec securityOptions // listeners, TLS, SASL, ACLs, connection limits (security.go)
+	sec    securityOptions // listeners, TLS, SASL, ACLs, connection limits (security.go)
+	groups groupOptions    // KIP-848 and share-group defaults (groups.go)
 
 	// source says where each set flag's value came from ("--name" or
 	// "SILT_NAME"), so errors name what the operator actually wrote.
@@ -142,6 +143,7 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	fs.IntVar(&o.cleanerKeys, "cleaner-keys", jdef.CleanerKeys, "keys log compaction maps at once (about 64 bytes of memory each); a partition with more is cleaned in several passes")
 	fs.DurationVar(&o.producerIDExpiration, "producer-id-expiration", jdef.ProducerExpiration, "idempotent producers idle this `duration` lose their sequence state (Kafka's producer.id.expiration.ms)")
 	o.sec.addSecurityFlags(fs, str)
+	o.groups.addGroupFlags(fs, str)
 	str(&o.logFormat, "log-format", logFormatDef, "log `format`: text or json")
 	str(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	if mode == "dev" {
@@ -285,6 +287,7 @@ func (o options) validate() error {
 		bad("log-level", "%v", err)
 	}
 	errs = append(errs, o.validateSecurity()...)
+	errs = append(errs, o.validateGroups()...)
 	switch o.mode {
 	case "dev":
 		if o.dataDir == "" {
