@@ -630,7 +630,11 @@ func (g *group) consumerSession(m *cmember) {
 	m.sessionTimer = g.after(d, func() {
 		if g.kind == kindConsumer && g.cg.members[m.id] == m && m.sessionSeq == seq {
 			g.c.logger.Info("consumer group member session expired", "group", g.name, "member", m.id, "timeout", d)
-			g.fenceConsumerMember(m)
+			if err := g.fenceConsumerMember(m); err != nil {
+				// A failed save has already unloaded the group; a
+				// timer has no one to answer, so it only logs.
+				g.c.logger.Warn("fencing consumer group member", "group", g.name, "member", m.id, "err", err)
+			}
 		}
 	})
 }
@@ -650,7 +654,11 @@ func (g *group) startRebalanceTimer(m *cmember) {
 	m.rebalanceTimer = g.after(d, func() {
 		if g.kind == kindConsumer && g.cg.members[m.id] == m && m.rebalanceSeq == seq && m.epoch == epoch {
 			g.c.logger.Info("consumer group member did not revoke its partitions in time", "group", g.name, "member", m.id, "epoch", epoch, "timeout", d)
-			g.fenceConsumerMember(m)
+			if err := g.fenceConsumerMember(m); err != nil {
+				// A failed save has already unloaded the group; a
+				// timer has no one to answer, so it only logs.
+				g.c.logger.Warn("fencing consumer group member", "group", g.name, "member", m.id, "err", err)
+			}
 		}
 	})
 }

@@ -223,11 +223,6 @@ func decode(start int64, b []byte) (*partState, error) {
 	return p, nil
 }
 
-// clone returns a deep copy.
-func (p *partState) clone() *partState {
-	return &partState{start: p.start, spans: slices.Clone(p.spans)}
-}
-
 // split makes off a span boundary (off inside the window) and returns the
 // index of the span starting at off, or len(spans) when off is the end.
 func (p *partState) split(off int64) int {

@@ -295,7 +295,7 @@ func settled(g kadm.DescribedConsumerGroup, topic string, parts int, names ...st
 func waitSettled(t testing.TB, ctx context.Context, adm *kadm.Client, group, topic string, parts int, names ...string) kadm.DescribedConsumerGroup {
 	t.Helper()
 	var g kadm.DescribedConsumerGroup
-	why := "not described"
+	var why string
 	tick := time.NewTicker(50 * time.Millisecond)
 	defer tick.Stop()
 	for {
