@@ -105,6 +105,7 @@ func (a *Agent) ownsGroup(ctx context.Context, name string) bool {
 		return true
 	}
 	a.groups.Forget(ctx, name)
+	a.shares.Forget(ctx, name)
 	return false
 }
 

@@ -61,7 +61,8 @@ func TestGroupAdminAPIs(t *testing.T) {
 	if g := dg["live"]; g.State != "Stable" || g.Protocol == "" || len(g.Members) != 1 || g.Members[0].ClientHost != "/127.0.0.1" {
 		t.Fatalf("describe live: %+v", g)
 	}
-	if g := dg["unknown"]; g.State != "Dead" || g.Err != nil {
+	// DescribeGroups v6 (KIP-1043) names an unknown group's error.
+	if g := dg["unknown"]; g.State != "Dead" || !errors.Is(g.Err, kerr.GroupIDNotFound) {
 		t.Fatalf("describe unknown: %+v", g)
 	}
 

@@ -13,6 +13,10 @@ package agent
 //     (empty, say): INVALID_TOPIC_EXCEPTION.
 //   - Broker resources (this or any live node id, or "" for the cluster
 //     default): a few read-only settings that describe the agent.
+//   - Group resources (Kafka 4.x's GROUP_CONFIG): every group config
+//     (package groupconfig), GROUP_CONFIG when the group set it, else
+//     DEFAULT_CONFIG with the broker setting as synonym. Any group name
+//     is described, existing or not; an empty one is INVALID_REQUEST.
 //   - Other resource types: INVALID_REQUEST.
 //
 // Authorization (when on): DESCRIBE_CONFIGS on the topic
@@ -56,6 +60,8 @@ func (a *Agent) handleDescribeConfigs(ctx context.Context, r *request) (kmsg.Res
 			}
 		case rr.ResourceType == kmsg.ConfigResourceTypeBroker:
 			configs, err = a.describeBroker(rr.ResourceName, names)
+		case rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig:
+			configs, err = a.describeGroupConfigs(ctx, rr.ResourceName, names)
 		default:
 			err = kafkaErr(kerr.InvalidRequest, "resource type %s is not supported", rr.ResourceType)
 		}

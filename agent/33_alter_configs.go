@@ -4,8 +4,9 @@ package agent
 //
 // Behaviour: a topic resource's configs are replaced as a whole: the
 // given ones are set, every other explicitly set config goes back to its
-// default, as Kafka's legacy AlterConfigs does. Validation and answers as
-// IncrementalAlterConfigs; validate_only stores nothing.
+// default, as Kafka's legacy AlterConfigs does; a GROUP_CONFIG resource's
+// likewise. Validation and answers as IncrementalAlterConfigs;
+// validate_only stores nothing.
 //
 // Authorization (when on): ALTER_CONFIGS on the topic
 // (TOPIC_AUTHORIZATION_FAILED) or the cluster for broker resources
@@ -42,6 +43,9 @@ func (a *Agent) handleAlterConfigs(ctx context.Context, r *request) (kmsg.Respon
 }
 
 func (a *Agent) replaceConfigs(ctx context.Context, rr kmsg.AlterConfigsRequestResource, validateOnly bool) error {
+	if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+		return a.replaceGroupConfigs(ctx, rr, validateOnly)
+	}
 	if rr.ResourceType != kmsg.ConfigResourceTypeTopic {
 		return kafkaErr(kerr.InvalidRequest, "silt cannot alter %s configs", rr.ResourceType)
 	}

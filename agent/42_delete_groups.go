@@ -2,9 +2,10 @@ package agent
 
 // DeleteGroups: v0-v2.
 //
-// Behaviour: deletes each group and its committed offsets; per group
-// GROUP_ID_NOT_FOUND when unknown, NON_EMPTY_GROUP while it has members,
-// NOT_COORDINATOR when another agent coordinates it.
+// Behaviour: deletes each group (classic, consumer or share) and its
+// committed offsets or share state; per group GROUP_ID_NOT_FOUND when
+// unknown, NON_EMPTY_GROUP while it has members, NOT_COORDINATOR when
+// another agent coordinates it.
 //
 // Authorization (when on): DELETE on each group, else
 // GROUP_AUTHORIZATION_FAILED.
@@ -28,7 +29,10 @@ func (a *Agent) handleDeleteGroups(ctx context.Context, r *request) (kmsg.Respon
 		case !r.authorized(kmsg.ACLOperationDelete, kmsg.ACLResourceTypeGroup, name):
 			g.ErrorCode = kerr.GroupAuthorizationFailed.Code
 		case a.ownsGroup(ctx, name):
-			g.ErrorCode = a.groups.DeleteGroup(ctx, name)
+			var isShare bool
+			if g.ErrorCode, isShare = a.groups.DeleteGroup(ctx, name); isShare {
+				g.ErrorCode = a.shares.Delete(ctx, name)
+			}
 		default:
 			g.ErrorCode = kerr.NotCoordinator.Code
 		}

@@ -10,6 +10,10 @@ package agent
 //     call. A config named twice in one resource is INVALID_REQUEST.
 //     validate_only checks and stores nothing.
 //   - Unknown topic: UNKNOWN_TOPIC_OR_PARTITION.
+//   - Group resources (GROUP_CONFIG): SET and DELETE of the group configs
+//     (groupconfig: consumer.session.timeout.ms, share.auto.offset.reset,
+//     ...), each validated with Kafka's bounds and messages
+//     (INVALID_CONFIG); unknown names are INVALID_CONFIG.
 //
 // Authorization (when on): ALTER_CONFIGS on the topic
 // (TOPIC_AUTHORIZATION_FAILED) or the cluster for broker resources
@@ -56,6 +60,9 @@ func (a *Agent) handleIncrementalAlterConfigs(ctx context.Context, r *request) (
 }
 
 func (a *Agent) incrementalAlter(ctx context.Context, rr kmsg.IncrementalAlterConfigsRequestResource, validateOnly bool) error {
+	if rr.ResourceType == kmsg.ConfigResourceTypeGroupConfig {
+		return a.incrementalAlterGroup(ctx, rr, validateOnly)
+	}
 	if rr.ResourceType != kmsg.ConfigResourceTypeTopic {
 		return kafkaErr(kerr.InvalidRequest, "silt cannot alter %s configs", rr.ResourceType)
 	}

@@ -24,6 +24,7 @@ import (
 	"github.com/siltdata/silt/agent/group"
 	"github.com/siltdata/silt/agent/ingest"
 	"github.com/siltdata/silt/agent/txn"
+	"github.com/siltdata/silt/agent/share"
 	"github.com/siltdata/silt/auth/acl"
 	"github.com/siltdata/silt/auth/sasl"
 	"github.com/siltdata/silt/auth/tlsconf"
@@ -135,6 +136,9 @@ type Config struct {
 	Fetch  fetch.Config
 	Group  group.Config
 	Txn    txn.Config
+	// Share configures share groups; its Groups defaults are taken from
+	// Group.Groups (one set of group-config defaults for both).
+	Share share.Config
 }
 
 // MemoryBudget is the memory the configuration lets an agent use: the
@@ -173,6 +177,7 @@ func DefaultConfig() Config {
 		Fetch:                   fetch.DefaultConfig(),
 		Group:                   group.DefaultConfig(),
 		Txn:                     txn.DefaultConfig(),
+		Share:                   share.DefaultConfig(),
 	}
 }
 
@@ -213,6 +218,14 @@ func (c Config) Validate() error {
 	if c.LeaveGrace < 0 {
 		errs = append(errs, fmt.Errorf("leave grace %s: must not be negative", c.LeaveGrace))
 	}
+	if err := c.Group.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	sc := c.Share
+	sc.Groups = c.Group.Groups
+	if err := sc.Validate(); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
 }
 
@@ -234,6 +247,11 @@ type Agent struct {
 	// txnAdded caches the partitions a Produce v12+ added to transactions
 	// implicitly (see produceImplicitAdd).
 	txnAdded *txnAddCache
+	// shares coordinates share groups; shareParts is the share-fetch
+	// path and shareSessions its sessions (agent/share).
+	shares        *share.Coordinator
+	shareParts    *share.Partitions
+	shareSessions *share.Sessions
 
 	metrics *serverMetrics
 	topics  *topicCache
@@ -355,6 +373,18 @@ func New(cfg Config, store metastore.Backend, bucket objstore.Bucket, logger *sl
 		return nil, fmt.Errorf("transactions: %w", err)
 	}
 	a.txnAdded = newTxnAddCache()
+	shareCfg := cfg.Share
+	shareCfg.Groups = cfg.Group.Groups
+	a.shareParts = share.NewPartitions(shareCfg, store, logger)
+	a.shareSessions = share.NewSessions()
+	if a.shares, err = share.New(shareCfg, store, groupOwnership{a}, a.shareParts, logger, reg); err != nil {
+		a.closeSecurity()
+		a.txns.Close()
+		_ = a.groups.Close()
+		_ = a.ingest.Close(context.Background())
+		_ = a.reader.Close()
+		return nil, fmt.Errorf("share: %w", err)
+	}
 	return a, nil
 }
 
@@ -565,6 +595,9 @@ func (a *Agent) doShutdown(ctx context.Context) error {
 	a.txns.Close()
 	if err := a.groups.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close groups: %w", err))
+	}
+	if err := a.shares.Close(); err != nil {
+		errs = append(errs, fmt.Errorf("close share groups: %w", err))
 	}
 	if err := a.reader.Close(); err != nil {
 		errs = append(errs, fmt.Errorf("close fetch: %w", err))

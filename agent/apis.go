@@ -35,8 +35,8 @@ var apis = []api{
 	{key: 12, min: 0, max: 4, handle: (*Agent).handleHeartbeat},
 	{key: 13, min: 0, max: 5, handle: (*Agent).handleLeaveGroup},
 	{key: 14, min: 0, max: 5, handle: (*Agent).handleSyncGroup},
-	{key: 15, min: 0, max: 5, handle: (*Agent).handleDescribeGroups},
-	{key: 16, min: 0, max: 4, handle: (*Agent).handleListGroups},
+	{key: 15, min: 0, max: 6, handle: (*Agent).handleDescribeGroups},
+	{key: 16, min: 0, max: 5, handle: (*Agent).handleListGroups},
 	{key: 17, min: 0, max: 1, handle: (*Agent).handleSASLHandshake},
 	{key: 18, min: 0, max: 5, handle: (*Agent).handleApiVersions},
 	{key: 19, min: 0, max: 7, handle: (*Agent).handleCreateTopics},
@@ -64,6 +64,15 @@ var apis = []api{
 	{key: 61, min: 0, max: 0, handle: (*Agent).handleDescribeProducers},
 	{key: 65, min: 0, max: 0, handle: (*Agent).handleDescribeTransactions},
 	{key: 66, min: 0, max: 2, handle: (*Agent).handleListTransactions},
+	{key: 68, min: 0, max: 1, handle: (*Agent).handleConsumerGroupHeartbeat},
+	{key: 69, min: 0, max: 1, handle: (*Agent).handleConsumerGroupDescribe},
+	{key: 76, min: 1, max: 1, handle: (*Agent).handleShareGroupHeartbeat},
+	{key: 77, min: 1, max: 1, handle: (*Agent).handleShareGroupDescribe},
+	{key: 78, min: 1, max: 2, handle: (*Agent).handleShareFetch},
+	{key: 79, min: 1, max: 2, handle: (*Agent).handleShareAcknowledge},
+	{key: 90, min: 0, max: 1, handle: (*Agent).handleDescribeShareGroupOffsets},
+	{key: 91, min: 0, max: 0, handle: (*Agent).handleAlterShareGroupOffsets},
+	{key: 92, min: 0, max: 0, handle: (*Agent).handleDeleteShareGroupOffsets},
 }
 
 // request is one decoded request and where it came from.

@@ -515,6 +515,8 @@ func (c *conn) run(api *api, inf *inflight, r *request) {
 // writeLoop is the connection's writer; see conn.
 func (c *conn) writeLoop() {
 	defer c.a.loops.Done()
+	// Before the loop counts as done, so Shutdown waits for it.
+	defer c.a.shareConnClosed(c)
 	defer close(c.writerDone)
 	defer c.a.metrics.connections.Dec()
 	defer c.abort()

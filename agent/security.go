@@ -140,6 +140,11 @@ func (r *request) configAuthorized(op kmsg.ACLOperation, rt kmsg.ConfigResourceT
 		if !r.authorizedCluster(op) {
 			return kerr.ClusterAuthorizationFailed
 		}
+	case kmsg.ConfigResourceTypeGroupConfig:
+		// Kafka checks the group's DESCRIBE_CONFIGS / ALTER_CONFIGS.
+		if !r.authorized(op, kmsg.ACLResourceTypeGroup, name) {
+			return kerr.GroupAuthorizationFailed
+		}
 	}
 	return nil
 }
@@ -154,6 +159,10 @@ var (
 		kmsg.ACLOperationClusterAction, kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs,
 		kmsg.ACLOperationIdempotentWrite}
 	groupOps = []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationDelete}
+	// modernGroupOps are what Kafka 4.x reports for consumer and share
+	// groups, whose configs are resources too.
+	modernGroupOps = []kmsg.ACLOperation{kmsg.ACLOperationRead, kmsg.ACLOperationDescribe, kmsg.ACLOperationDelete,
+		kmsg.ACLOperationDescribeConfigs, kmsg.ACLOperationAlterConfigs}
 )
 
 // principalAndHost is the connection's principal and client IP.

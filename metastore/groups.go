@@ -29,7 +29,10 @@ type GroupOwnership interface {
 	// new epoch with the group's stored state; Found is false for a group
 	// that is not stored. Writes with an earlier epoch fail from then on.
 	ClaimGroup(ctx context.Context, name string) (GroupClaim, error)
-	// SaveOwnedGroup is SaveGroup fenced by epoch. Errors: ErrGroupFenced.
+	// SaveOwnedGroup is SaveGroup fenced by epoch, for classic and
+	// consumer groups: a group of type share stored under the name is
+	// never overwritten, nor is g saved as one (share groups are saved by
+	// ShareGroupOwnership). Errors: ErrGroupFenced, ErrGroupTypeConflict.
 	SaveOwnedGroup(ctx context.Context, epoch int64, g Group) error
 	// CommitOwnedOffsets is CommitOffsets fenced by epoch and, for a
 	// generation >= 0 (a member's commit), by the group's stored
@@ -37,8 +40,8 @@ type GroupOwnership interface {
 	// group is not stored at that generation; ErrUnknownTopicOrPartition.
 	// On any error nothing is committed.
 	CommitOwnedOffsets(ctx context.Context, group string, epoch int64, generation int32, offsets []CommittedOffset) error
-	// DeleteOwnedGroup is DeleteGroup fenced by epoch. Errors:
-	// ErrGroupFenced.
+	// DeleteOwnedGroup is DeleteGroup fenced by epoch; a share group of
+	// that name is left alone. Errors: ErrGroupFenced.
 	DeleteOwnedGroup(ctx context.Context, name string, epoch int64) error
 	// DeleteOwnedOffsets is DeleteOffsets fenced by epoch. Errors:
 	// ErrGroupFenced.
@@ -62,4 +65,23 @@ var (
 	// ErrIllegalGeneration means an offset commit named a generation
 	// other than the group's stored one.
 	ErrIllegalGeneration = errors.New("group generation mismatch")
+	// ErrGroupTypeConflict means a save would turn a share group into a
+	// group of another type, or the other way round: the name belongs to
+	// a group of the other kind.
+	ErrGroupTypeConflict = errors.New("group is of another type")
 )
+
+// GroupConfigs are the dynamic configs of groups (Kafka's GROUP config
+// resource: consumer.session.timeout.ms, share.auto.offset.reset, ...),
+// set with IncrementalAlterConfigs and read by coordinators and the
+// share-fetch path. Validation is the caller's; the store keeps strings.
+// A group's configs outlive the group, as Kafka's do (they belong to the
+// name, not to one incarnation of the group).
+type GroupConfigs interface {
+	// GroupConfigs returns the configs explicitly set for group (an empty
+	// map when none are).
+	GroupConfigs(ctx context.Context, group string) (map[string]string, error)
+	// AlterGroupConfigs applies changes in one transaction: a nil value
+	// deletes the key, a non-nil one sets it.
+	AlterGroupConfigs(ctx context.Context, group string, changes map[string]*string) error
+}

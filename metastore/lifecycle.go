@@ -20,6 +20,9 @@ type Backend interface {
 	Credentials
 	ACLs
 	Transactions
+	GroupConfigs
+	ShareGroupOwnership
+	SharePartitions
 }
 
 // Leases elect singletons among agents, such as the storage janitor: a

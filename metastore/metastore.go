@@ -255,16 +255,27 @@ type PartitionOffsets struct {
 }
 
 // Group is a consumer group's persisted state. The coordinator owns the
-// encoding of Data; the store keeps State and ProtocolType readable for
-// ListGroups filters, and Generation for fencing offset commits
+// encoding of Data; the store keeps State, ProtocolType and Type readable
+// for ListGroups filters, and Generation for fencing offset commits
 // (CommitOwnedOffsets).
 type Group struct {
 	Name         string
 	State        string
 	ProtocolType string
-	Generation   int32
-	Data         []byte
+	// Type is the group's type as ListGroups v5 names it: GroupTypeClassic
+	// (also for "", as groups saved before types were stored read),
+	// GroupTypeConsumer (KIP-848) or GroupTypeShare (KIP-932).
+	Type       string
+	Generation int32
+	Data       []byte
 }
+
+// Group types (Group.Type).
+const (
+	GroupTypeClassic  = "classic"
+	GroupTypeConsumer = "consumer"
+	GroupTypeShare    = "share"
+)
 
 // CommittedOffset is one committed consumer offset.
 type CommittedOffset struct {

@@ -1,7 +1,41 @@
 // Package group is silt's consumer-group coordinator: Kafka's classic group
-// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), committed offsets
-// and the group admin APIs, with Apache Kafka's state machine and error
-// codes.
+// protocol (JoinGroup, SyncGroup, Heartbeat, LeaveGroup), the consumer group
+// protocol of KIP-848 (ConsumerGroupHeartbeat, ConsumerGroupDescribe),
+// committed offsets and the group admin APIs, with Apache Kafka's state
+// machines and error codes.
+//
+// A group has a type, as in Kafka 4.x: classic (members join, the leader
+// assigns, every member syncs; a rebalance stops the world) or consumer
+// (KIP-848: the coordinator assigns, members heartbeat and reconcile
+// towards their target assignment one epoch at a time, without a global
+// barrier). A consumer group's state, as GroupMetadataManager keeps it:
+//
+//   - a group epoch, bumped whenever the members' subscriptions (topic
+//     names, or regular expressions the coordinator resolves against the
+//     topics that exist) or the subscribed topics' partition counts change;
+//   - a target assignment, computed by a server-side assignor (uniform or
+//     range, Kafka's group.consumer.assignors) for the group epoch, and its
+//     epoch;
+//   - per member: its member epoch and previous epoch, its assigned
+//     partitions and those pending revocation, and its state (stable,
+//     unrevoked partitions, unreleased partitions). A member moves to the
+//     target epoch only after it has stopped owning partitions that go to
+//     others, and it gets a partition only once its previous owner released
+//     it (reconcile.go, Kafka's CurrentAssignmentBuilder).
+//
+// Members that still speak the classic protocol may be part of a consumer
+// group (Kafka's online migration, group.consumer.migration.policy
+// bidirectional): a classic group whose members use the consumer embedded
+// protocol becomes a consumer group when a ConsumerGroupHeartbeat joins it;
+// its classic members then get their assignment from the coordinator
+// through JoinGroup and SyncGroup and are asked to rejoin (Heartbeat
+// answers REBALANCE_IN_PROGRESS) when they must reconcile. When the last
+// member using the consumer protocol leaves, a group of classic members
+// becomes a classic group again and rebalances.
+//
+// Offsets committed by members of a consumer group name their member epoch
+// (OffsetCommit v9+ carries it in the generation field): a commit with
+// another epoch answers STALE_MEMBER_EPOCH, as in Kafka.
 //
 // Every group is owned by one goroutine (group.run) fed by an unbuffered
 // channel of closures: all of a group's state, its timers' effects and its
@@ -10,9 +44,12 @@
 // SyncGroup) leaves a reply channel with the group and waits on it.
 //
 // State that must survive an agent (members, generation, protocol, leader,
-// assignments, static instance ids) is saved whenever a generation
-// completes or membership changes; committed offsets go straight to the
-// metastore. A group is loaded from the metastore the first time this
+// assignments, static instance ids; for a consumer group its epochs,
+// target assignment and every member's reconciliation state) is saved
+// whenever a generation completes or membership changes, and for a
+// consumer group before any heartbeat is answered with a new epoch or
+// assignment, so a member never holds an epoch the metastore does not
+// know; committed offsets go straight to the metastore. A group is loaded from the metastore the first time this
 // coordinator touches it, so another agent can take over a group whose
 // coordinator died.
 //
@@ -37,11 +74,13 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/siltdata/silt/groupconfig"
 	"github.com/siltdata/silt/metastore"
 )
 
@@ -67,6 +106,30 @@ type Config struct {
 	MaxGroupSize int
 	// StoreTimeout bounds one metastore call made by a group.
 	StoreTimeout time.Duration
+
+	// Groups are the defaults and bounds of the group configs
+	// (consumer.session.timeout.ms, ...): KIP-848 members' session
+	// timeout and heartbeat interval.
+	Groups groupconfig.Defaults
+	// ConsumerAssignors are the server-side assignors KIP-848 members may
+	// name (group.consumer.assignors: uniform, range); the first is used
+	// for groups whose members name none.
+	ConsumerAssignors []string
+	// ConsumerMaxSize bounds members per consumer group
+	// (group.consumer.max.size); beyond it ConsumerGroupHeartbeat answers
+	// GROUP_MAX_SIZE_REACHED.
+	ConsumerMaxSize int
+	// MigrationPolicy allows converting groups between the classic and
+	// the consumer protocol while they have members
+	// (group.consumer.migration.policy): bidirectional, upgrade,
+	// downgrade or disabled.
+	MigrationPolicy string
+	// MetadataRefresh is how often a consumer group's subscriptions are
+	// matched against the topics again (new topics for regular
+	// expressions, partitions added, topics deleted), at the next
+	// heartbeat after it passed. Shorter picks up changes sooner and
+	// reads the topic list more often.
+	MetadataRefresh time.Duration
 }
 
 // DefaultConfig returns Kafka's defaults.
@@ -78,6 +141,11 @@ func DefaultConfig() Config {
 		MaxMetadataBytes:      4096,
 		MaxGroupSize:          1 << 20,
 		StoreTimeout:          10 * time.Second,
+		Groups:                groupconfig.KafkaDefaults(),
+		ConsumerAssignors:     []string{"uniform", "range"},
+		ConsumerMaxSize:       1 << 20,
+		MigrationPolicy:       "bidirectional",
+		MetadataRefresh:       time.Second,
 	}
 }
 
@@ -99,6 +167,26 @@ func (c Config) Validate() error {
 	if c.StoreTimeout <= 0 {
 		errs = append(errs, fmt.Errorf("store timeout %s: must be positive", c.StoreTimeout))
 	}
+	if err := c.Groups.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if len(c.ConsumerAssignors) == 0 {
+		errs = append(errs, errors.New("consumer assignors: need at least one"))
+	}
+	for _, a := range c.ConsumerAssignors {
+		if assignors[a] == nil {
+			errs = append(errs, fmt.Errorf("consumer assignor %q: silt has uniform and range", a))
+		}
+	}
+	if c.ConsumerMaxSize < 1 {
+		errs = append(errs, fmt.Errorf("consumer group max size %d: must be at least 1", c.ConsumerMaxSize))
+	}
+	if !slices.Contains([]string{"bidirectional", "upgrade", "downgrade", "disabled"}, c.MigrationPolicy) {
+		errs = append(errs, fmt.Errorf("migration policy %q: one of bidirectional, upgrade, downgrade, disabled", c.MigrationPolicy))
+	}
+	if c.MetadataRefresh <= 0 {
+		errs = append(errs, fmt.Errorf("metadata refresh %s: must be positive", c.MetadataRefresh))
+	}
 	return errors.Join(errs...)
 }
 
@@ -112,8 +200,8 @@ var (
 	errNotOwned = errors.New("group not coordinated by this agent now")
 )
 
-// Store is what the coordinator needs of the metastore: its reads, and
-// the fenced group writes.
+// Store is what the coordinator needs of the metastore: its reads, the
+// fenced group writes, and groups' configs.
 type Store interface {
 	metastore.Store
 	metastore.GroupOwnership
@@ -122,6 +210,7 @@ type Store interface {
 	// offsets of TxnOffsetCommit and OffsetFetch's require_stable.
 	StageTxnOffsets(ctx context.Context, req metastore.TxnOffsetsRequest) error
 	PendingTxnOffsets(ctx context.Context, group string, tps []metastore.TopicPartition) ([]metastore.TopicPartition, error)
+	metastore.GroupConfigs
 }
 
 // Ownership is what the coordinator asks its agent before it acts for a
@@ -158,6 +247,14 @@ func WithRequestLease(ctx context.Context, term uint64, held bool) context.Conte
 	return context.WithValue(ctx, requestLeaseKey{}, requestLease{term, held})
 }
 
+// RequestLease returns the lease WithRequestLease put in ctx, and whether
+// there is one: for other coordinators (agent/share) that fence requests
+// read across a lapse of the lease the same way.
+func RequestLease(ctx context.Context) (term uint64, held, ok bool) {
+	rl, ok := ctx.Value(requestLeaseKey{}).(requestLease)
+	return rl.term, rl.held, ok
+}
+
 // Client is who sent a request, as DescribeGroups shows it.
 type Client struct {
 	ID   string // client.id
@@ -187,6 +284,10 @@ type Coordinator struct {
 	// stateHook, when set (tests only, before use), is called on the
 	// group goroutine at every state change.
 	stateHook func(group string, s string)
+
+	// topics is the coordinator's view of the topics, which consumer
+	// groups match their subscriptions against.
+	topics topicView
 }
 
 // New returns a Coordinator that acts for a group only while owner says

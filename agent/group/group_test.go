@@ -74,7 +74,7 @@ func TestJoinSyncGeneration(t *testing.T) {
 	if *leader.Protocol != "range" || *leader.ProtocolType != "consumer" {
 		t.Fatalf("protocol %q type %q", *leader.Protocol, *leader.ProtocolType)
 	}
-	d := c.DescribeGroup(ctx, "g")
+	d := c.DescribeGroup(ctx, "g", 5)
 	if d.State != "Stable" || d.Protocol != "range" || len(d.Members) != 2 {
 		t.Fatalf("describe: %+v", d)
 	}
@@ -225,7 +225,7 @@ func TestStaticMemberRejoinKeepsAssignment(t *testing.T) {
 			followerResp = r
 		}
 	}
-	d := c.DescribeGroup(ctx, "g")
+	d := c.DescribeGroup(ctx, "g", 5)
 	var before []byte
 	for _, m := range d.Members {
 		if m.MemberID == followerResp.MemberID {
@@ -248,7 +248,7 @@ func TestStaticMemberRejoinKeepsAssignment(t *testing.T) {
 	if !bytes.Equal(s.MemberAssignment, before) {
 		t.Fatalf("assignment after static rejoin %q, want %q", s.MemberAssignment, before)
 	}
-	if d := c.DescribeGroup(ctx, "g"); d.State != "Stable" {
+	if d := c.DescribeGroup(ctx, "g", 5); d.State != "Stable" {
 		t.Fatalf("state %s, want Stable (no rebalance)", d.State)
 	}
 	// The old incarnation is fenced.
@@ -298,7 +298,7 @@ func TestLeaveGroup(t *testing.T) {
 	resp = c.LeaveGroup(ctx, req)
 	wantCode(t, "leave static", resp.Members[0].ErrorCode, 0)
 	wantCode(t, "leave dynamic", resp.Members[1].ErrorCode, 0)
-	d := c.DescribeGroup(ctx, "g")
+	d := c.DescribeGroup(ctx, "g", 5)
 	if d.State != "Empty" || len(d.Members) != 0 {
 		t.Fatalf("after leaving: %s with %d members", d.State, len(d.Members))
 	}

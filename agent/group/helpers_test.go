@@ -111,8 +111,8 @@ func joinReq(group string, o joinOpts) *kmsg.JoinGroupRequest {
 	r.Group = group
 	r.MemberID = o.member
 	r.InstanceID = o.instance
-	r.SessionTimeoutMillis = int32(cmp(o.session, 10*time.Second).Milliseconds())
-	r.RebalanceTimeoutMillis = int32(cmp(o.rebalance, 5*time.Second).Milliseconds())
+	r.SessionTimeoutMillis = int32(orDefault(o.session, 10*time.Second).Milliseconds())
+	r.RebalanceTimeoutMillis = int32(orDefault(o.rebalance, 5*time.Second).Milliseconds())
 	r.ProtocolType = o.protoType
 	if r.ProtocolType == "" {
 		r.ProtocolType = "consumer"
@@ -124,7 +124,7 @@ func joinReq(group string, o joinOpts) *kmsg.JoinGroupRequest {
 	return r
 }
 
-func cmp(d, def time.Duration) time.Duration {
+func orDefault(d, def time.Duration) time.Duration {
 	if d == 0 {
 		return def
 	}

@@ -64,6 +64,17 @@ func (g *group) join(cl Client, req *kmsg.JoinGroupRequest, resp *kmsg.JoinGroup
 		resp.ErrorCode = errorCode(err)
 		return nil
 	}
+	switch g.kind {
+	case kindShare:
+		resp.ErrorCode = kerr.InconsistentGroupProtocol.Code
+		return nil
+	case kindConsumer:
+		if len(g.cg.members) > 0 {
+			g.joinConsumer(cl, req, resp)
+			return nil
+		}
+		g.emptyConsumerToClassic()
+	}
 	if !g.supportsProtocols(req.ProtocolType, req.Protocols) {
 		resp.ErrorCode = kerr.InconsistentGroupProtocol.Code
 		return nil
@@ -151,7 +162,7 @@ func (g *group) addMember(cl Client, id string, req *kmsg.JoinGroupRequest) chan
 	m := &member{id: id, instanceID: req.InstanceID}
 	if len(g.members) == 0 {
 		g.protocolType = req.ProtocolType
-		g.typeView.Store(req.ProtocolType)
+		g.publish()
 	}
 	g.members[id] = m
 	if req.InstanceID != nil {
@@ -291,6 +302,14 @@ func (g *group) sync(req *kmsg.SyncGroupRequest, resp *kmsg.SyncGroupResponse) c
 		resp.ErrorCode = errorCode(err)
 		return nil
 	}
+	switch g.kind {
+	case kindShare:
+		resp.ErrorCode = kerr.UnknownMemberID.Code
+		return nil
+	case kindConsumer:
+		g.syncConsumer(req, resp)
+		return nil
+	}
 	if code := g.validateMember(req.MemberID, req.InstanceID); code != 0 {
 		resp.ErrorCode = code
 		return nil
@@ -386,6 +405,14 @@ func (c *Coordinator) Heartbeat(ctx context.Context, req *kmsg.HeartbeatRequest)
 			resp.ErrorCode = errorCode(err)
 			return
 		}
+		switch g.kind {
+		case kindShare:
+			resp.ErrorCode = kerr.UnknownMemberID.Code
+			return
+		case kindConsumer:
+			g.heartbeatConsumer(req, resp)
+			return
+		}
 		if code := g.validateMember(req.MemberID, req.InstanceID); code != 0 {
 			resp.ErrorCode = code
 			return
@@ -430,6 +457,14 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 			resp.ErrorCode = errorCode(err)
 			return
 		}
+		switch g.kind {
+		case kindShare:
+			resp.ErrorCode = kerr.UnknownMemberID.Code
+			return
+		case kindConsumer:
+			g.leaveConsumer(leaving, resp)
+			return
+		}
 		removed, removedPending := false, false
 		for _, lm := range leaving {
 			rm := kmsg.NewLeaveGroupResponseMember()
@@ -460,7 +495,9 @@ func (c *Coordinator) LeaveGroup(ctx context.Context, req *kmsg.LeaveGroupReques
 		return resp
 	}
 	if req.Version < 3 {
-		resp.ErrorCode = resp.Members[0].ErrorCode
+		if len(resp.Members) > 0 && resp.ErrorCode == 0 {
+			resp.ErrorCode = resp.Members[0].ErrorCode
+		}
 		resp.Members = nil
 	}
 	return resp

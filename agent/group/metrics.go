@@ -58,18 +58,20 @@ func (col *collector) Describe(ch chan<- *prometheus.Desc) {
 const lagScrapeTimeout = 5 * time.Second
 
 func (col *collector) Collect(ch chan<- prometheus.Metric) {
-	counts := map[state]int{}
+	counts := map[string]int{}
 	var names []string
 	for _, g := range col.c.running() {
-		s := g.stateView.Load()
-		if s < 0 {
+		v := g.view.Load()
+		if v == nil {
 			continue
 		}
-		counts[state(s)]++
+		counts[v.state]++
 		names = append(names, g.name)
 	}
-	for s := stateEmpty; s <= stateDead; s++ {
-		ch <- prometheus.MustNewConstMetric(groupsDesc, prometheus.GaugeValue, float64(counts[s]), s.String())
+	// The classic and consumer state machines share Empty, Stable and
+	// Dead; each name is one series.
+	for _, s := range []string{"Empty", "PreparingRebalance", "CompletingRebalance", "Assigning", "Reconciling", "Stable", "Dead"} {
+		ch <- prometheus.MustNewConstMetric(groupsDesc, prometheus.GaugeValue, float64(counts[s]), s)
 	}
 
 	ctx, cancel := context.WithTimeout(col.c.ctx, lagScrapeTimeout)

@@ -111,7 +111,7 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 
 	code := int16(0)
 	err := c.do(ctx, req.Group, func(g *group) {
-		code = g.commit(generation, memberID, req.InstanceID, offsets)
+		code = g.commit(req.Version, generation, memberID, req.InstanceID, offsets)
 	})
 	if err != nil {
 		code = errorCode(err)
@@ -124,9 +124,18 @@ func (c *Coordinator) OffsetCommit(ctx context.Context, req *kmsg.OffsetCommitRe
 
 // commit validates a commit against the group (Kafka's
 // validateOffsetCommit) and stores it.
-func (g *group) commit(generation int32, memberID string, instanceID *string, offsets []metastore.CommittedOffset) int16 {
+func (g *group) commit(version int16, generation int32, memberID string, instanceID *string, offsets []metastore.CommittedOffset) int16 {
 	if err := g.ensureLoaded(); err != nil {
 		return errorCode(err)
+	}
+	switch g.kind {
+	case kindShare:
+		return kerr.GroupIDNotFound.Code
+	case kindConsumer:
+		if code := g.cg.validateCommit(version, generation, memberID); code != 0 {
+			return code
+		}
+		return g.commitOwned(-1, offsets)
 	}
 	var m *member
 	storedGeneration := int32(-1) // a simple commit: no generation to check
@@ -158,15 +167,46 @@ func (g *group) commit(generation int32, memberID string, instanceID *string, of
 			return errorCode(err)
 		}
 	}
+	if code := g.commitOwned(storedGeneration, offsets); code != 0 {
+		return code
+	}
+	if m != nil {
+		g.heartbeat(m)
+	}
+	return 0
+}
+
+// commitOwned stores offsets under the group's claim (and, for a
+// generation >= 0, the stored generation).
+func (g *group) commitOwned(generation int32, offsets []metastore.CommittedOffset) int16 {
 	ctx, cancel := g.c.storeCtx()
 	defer cancel()
-	if err := g.c.store.CommitOwnedOffsets(ctx, g.name, g.epoch, storedGeneration, offsets); err != nil {
+	if err := g.c.store.CommitOwnedOffsets(ctx, g.name, g.epoch, generation, offsets); err != nil {
 		g.storeFailed("offset commit failed", err)
 		return errorCode(err)
 	}
 	g.c.metrics.commits.Add(float64(len(offsets)))
-	if m != nil {
-		g.heartbeat(m)
+	return 0
+}
+
+// validateCommit is Kafka's ConsumerGroup.validateOffsetCommit: anyone may
+// commit to an empty group; otherwise only a member, naming its current
+// epoch (STALE_MEMBER_EPOCH; ILLEGAL_GENERATION for a classic member), and
+// a member using the consumer protocol with OffsetCommit v9 or later.
+func (cg *consumerGroup) validateCommit(version int16, epoch int32, memberID string) int16 {
+	if epoch < 0 && len(cg.members) == 0 {
+		return 0
+	}
+	m := cg.members[memberID]
+	switch {
+	case m == nil:
+		return kerr.UnknownMemberID.Code
+	case m.classic == nil && version < 9:
+		return kerr.UnsupportedVersion.Code
+	case epoch != m.epoch && m.classic != nil:
+		return kerr.IllegalGeneration.Code
+	case epoch != m.epoch:
+		return kerr.StaleMemberEpoch.Code
 	}
 	return 0
 }
@@ -186,6 +226,13 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 				topics = make([]fetchTopic, 0, len(rg.Topics))
 				for _, t := range rg.Topics {
 					topics = append(topics, fetchTopic{t.Topic, t.Partitions})
+				}
+			}
+			if rg.MemberID != nil {
+				if code := c.validateFetch(ctx, rg.Group, *rg.MemberID, rg.MemberEpoch); code != 0 {
+					sg.ErrorCode = code
+					resp.Groups = append(resp.Groups, sg)
+					continue
 				}
 			}
 			res, code := c.fetchOffsets(ctx, rg.Group, topics, rg.Topics == nil, req.RequireStable)
@@ -231,6 +278,36 @@ func (c *Coordinator) OffsetFetch(ctx context.Context, req *kmsg.OffsetFetchRequ
 // transaction, answered to require_stable (KIP-447): the client retries.
 func unstablePartition(p int32) fetchedPartition {
 	return fetchedPartition{partition: p, offset: -1, epoch: -1, code: kerr.UnstableOffsetCommit.Code}
+}
+
+// validateFetch checks the member an OffsetFetch (v9+) names, as Kafka's
+// ConsumerGroup.validateOffsetFetch: in a consumer group it must be a
+// member at the epoch it names (UNKNOWN_MEMBER_ID, STALE_MEMBER_EPOCH, or
+// ILLEGAL_GENERATION for a classic member). Classic groups are not
+// checked.
+func (c *Coordinator) validateFetch(ctx context.Context, name, memberID string, epoch int32) int16 {
+	var code int16
+	err := c.do(ctx, name, func(g *group) {
+		if err := g.ensureLoaded(); err != nil {
+			code = errorCode(err)
+			return
+		}
+		if g.kind != kindConsumer || memberID == "" && epoch < 0 {
+			return
+		}
+		switch m := g.cg.members[memberID]; {
+		case m == nil:
+			code = kerr.UnknownMemberID.Code
+		case epoch != m.epoch && m.classic != nil:
+			code = kerr.IllegalGeneration.Code
+		case epoch != m.epoch:
+			code = kerr.StaleMemberEpoch.Code
+		}
+	})
+	if err != nil {
+		return errorCode(err)
+	}
+	return code
 }
 
 type fetchTopic struct {
@@ -381,12 +458,16 @@ func (c *Coordinator) OffsetDelete(ctx context.Context, req *kmsg.OffsetDeleteRe
 			resp.ErrorCode = errorCode(err)
 			return
 		}
-		if !g.exists {
+		if !g.exists || g.kind == kindShare {
 			resp.ErrorCode = kerr.GroupIDNotFound.Code
 			return
 		}
 		subscribed := map[string]bool{}
-		if g.state != stateEmpty {
+		if g.kind == kindConsumer {
+			for n := range g.cg.subs {
+				subscribed[n] = true
+			}
+		} else if g.state != stateEmpty {
 			if g.protocolType != "consumer" {
 				resp.ErrorCode = kerr.NonEmptyGroup.Code
 				return

@@ -55,7 +55,7 @@ func testSimpleCommitAndFetch(t *testing.T, e *env) {
 	}
 
 	// The simple group exists now: Empty, no protocol type.
-	d := c.DescribeGroup(ctx, "g")
+	d := c.DescribeGroup(ctx, "g", 5)
 	if d.State != "Empty" || d.ProtocolType != "" {
 		t.Fatalf("describe %+v", d)
 	}
@@ -95,12 +95,12 @@ func testPersistenceAcrossCoordinators(t *testing.T, e *env) {
 	rs := stable(t, c1, "g", joinOpts{}, joinOpts{instance: &inst})
 	leader, follower := split(rs)
 	wantCode(t, "commit", commitCodes(c1.OffsetCommit(ctx, commitReq("g", leader.MemberID, leader.Generation, "t", map[int32]int64{2: 42})))[0], 0)
-	before := c1.DescribeGroup(ctx, "g")
+	before := c1.DescribeGroup(ctx, "g", 5)
 	c1.Close()
 
 	// Another coordinator (another agent) on the same store takes over.
 	c2 := e.coordinator(testConfig())
-	after := c2.DescribeGroup(ctx, "g")
+	after := c2.DescribeGroup(ctx, "g", 5)
 	if after.State != "Stable" || len(after.Members) != 2 || after.Protocol != before.Protocol {
 		t.Fatalf("reloaded %+v", after)
 	}
@@ -159,24 +159,24 @@ func testDeleteListAndOffsetDelete(t *testing.T, e *env) {
 		t.Fatal(err)
 	}
 
-	all, err := c.ListGroups(ctx, nil, nil)
+	all, err := c.ListGroups(ctx, nil, nil, nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if len(all) != 2 || all[0].Name != "active" || all[0].State != "Stable" || all[0].ProtocolType != "consumer" || all[1].Name != "simple" || all[1].State != "Empty" {
 		t.Fatalf("list %+v", all)
 	}
-	empty, _ := c.ListGroups(ctx, []string{"empty"}, nil)
+	empty, _ := c.ListGroups(ctx, []string{"empty"}, nil, nil)
 	if len(empty) != 1 || empty[0].Name != "simple" {
 		t.Fatalf("list Empty %+v", empty)
 	}
-	none, _ := c.ListGroups(ctx, nil, func(string) bool { return false })
+	none, _ := c.ListGroups(ctx, nil, nil, func(string) bool { return false })
 	if len(none) != 0 {
 		t.Fatalf("list with owns=false: %+v", none)
 	}
 
-	wantCode(t, "delete active", c.DeleteGroup(ctx, "active"), kerr.NonEmptyGroup.Code)
-	wantCode(t, "delete unknown", c.DeleteGroup(ctx, "nope"), kerr.GroupIDNotFound.Code)
+	wantCode(t, "delete active", deleteCode(c.DeleteGroup(ctx, "active")), kerr.NonEmptyGroup.Code)
+	wantCode(t, "delete unknown", deleteCode(c.DeleteGroup(ctx, "nope")), kerr.GroupIDNotFound.Code)
 
 	// OffsetDelete: subscribed topic refused for the active group.
 	od := kmsg.NewPtrOffsetDeleteRequest()
@@ -206,15 +206,15 @@ func testDeleteListAndOffsetDelete(t *testing.T, e *env) {
 	if n := testutil.CollectAndCount(reg, "silt_group_lag"); n != 1 {
 		t.Fatalf("lag series %d, want 1", n)
 	}
-	if n, err := testutil.GatherAndCount(reg, "silt_groups"); err != nil || n != 5 {
-		t.Fatalf("silt_groups series %d (%v), want one per state", n, err)
+	if n, err := testutil.GatherAndCount(reg, "silt_groups"); err != nil || n != 7 {
+		t.Fatalf("silt_groups series %d (%v), want one per state of both group types", n, err)
 	}
 
-	wantCode(t, "delete simple", c.DeleteGroup(ctx, "simple"), 0)
+	wantCode(t, "delete simple", deleteCode(c.DeleteGroup(ctx, "simple")), 0)
 	if got := fetchOffsets(ctx, c, "simple", 1); got[1] != -1 {
 		t.Fatalf("offsets survived group deletion: %v", got)
 	}
-	if d := c.DescribeGroup(ctx, "simple"); d.State != "Dead" {
+	if d := c.DescribeGroup(ctx, "simple", 5); d.State != "Dead" {
 		t.Fatalf("deleted group state %s", d.State)
 	}
 	if testutil.ToFloat64(c.metrics.commits) != 2 {
@@ -235,3 +235,6 @@ func TestPostgres(t *testing.T) {
 		t.Run(name, func(t *testing.T) { f(t, newPostgresEnv(t)) })
 	}
 }
+
+// deleteCode drops DeleteGroup's isShare, false for these groups.
+func deleteCode(code int16, _ bool) int16 { return code }

@@ -93,7 +93,7 @@ func TestLapsedLeaseFreezesGroup(t *testing.T) {
 			// with both members, on fresh session timers.
 			wantCode(t, "heartbeat after reload", heartbeat(ctx, c, "g", follower.MemberID, 1, nil), 0)
 			wantCode(t, "commit after reload", commitCodes(c.OffsetCommit(ctx, commitReq("g", leader.MemberID, 1, "t", map[int32]int64{0: 6})))[0], 0)
-			if d := c.DescribeGroup(ctx, "g"); d.State != "Stable" || len(d.Members) != 2 {
+			if d := c.DescribeGroup(ctx, "g", 5); d.State != "Stable" || len(d.Members) != 2 {
 				t.Fatalf("reloaded group %+v", d)
 			}
 		})
@@ -192,7 +192,7 @@ func TestRequestFromBeforeLapseRefused(t *testing.T) {
 	if code := c.Heartbeat(WithRequestLease(ctx, 1, true), hb).ErrorCode; code != kerr.NotCoordinator.Code {
 		t.Fatalf("stale heartbeat: %s", codeName(code))
 	}
-	if d := c.DescribeGroup(ctx, "g"); d.State != "Stable" || len(d.Members) != 2 {
+	if d := c.DescribeGroup(ctx, "g", 5); d.State != "Stable" || len(d.Members) != 2 {
 		t.Fatalf("group after stale requests %+v", d)
 	}
 }

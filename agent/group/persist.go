@@ -89,10 +89,27 @@ func (g *group) ensureLoaded() error {
 		return nil
 	}
 	sg := claim.Group
+	switch sg.Type {
+	case metastore.GroupTypeShare:
+		// Not ours to run (agent/share's); the group is dropped after
+		// this operation.
+		g.kind = kindShare
+		return nil
+	case metastore.GroupTypeConsumer:
+		g.exists = true
+		if err := g.loadConsumer(sg); err != nil {
+			// Offsets survive; membership restarts from an empty
+			// consumer group.
+			g.c.logger.Warn("consumer group metadata unreadable; starting empty", "group", g.name, "err", err)
+			g.becomeConsumer(newConsumerGroup(g.c.cfg.Groups))
+		}
+		g.c.logger.Info("consumer group loaded", "group", g.name, "epoch", g.cg.epoch, "members", len(g.cg.members), "claim", g.epoch)
+		return nil
+	}
 	g.exists = true
 	g.setState(stateEmpty)
 	g.protocolType = sg.ProtocolType
-	g.typeView.Store(sg.ProtocolType)
+	g.publish()
 	var d persisted
 	if err := json.Unmarshal(sg.Data, &d); err != nil || d.V != persistVersion {
 		// Offsets survive; membership restarts from Empty.
@@ -182,7 +199,8 @@ func (g *group) persist() error {
 	ctx, cancel := g.c.storeCtx()
 	defer cancel()
 	err = g.c.store.SaveOwnedGroup(ctx, g.epoch, metastore.Group{
-		Name: g.name, State: g.state.String(), ProtocolType: g.protocolType, Generation: g.generation, Data: data,
+		Name: g.name, State: g.state.String(), ProtocolType: g.protocolType, Type: metastore.GroupTypeClassic,
+		Generation: g.generation, Data: data,
 	})
 	if err != nil {
 		g.storeFailed("group save failed", err)
@@ -190,7 +208,7 @@ func (g *group) persist() error {
 	}
 	g.seq = d.Seq
 	g.exists = true
-	g.stateView.Store(int32(g.state))
+	g.publish()
 	return nil
 }
 
@@ -220,6 +238,10 @@ func errorCode(err error) int16 {
 		return 0
 	case errors.Is(err, ErrClosed), errors.Is(err, metastore.ErrGroupFenced), errors.Is(err, errNotOwned):
 		return kerr.NotCoordinator.Code
+	case errors.Is(err, metastore.ErrGroupTypeConflict):
+		// A share group took the name meanwhile: this group is not
+		// there for the caller.
+		return kerr.GroupIDNotFound.Code
 	case errors.Is(err, metastore.ErrIllegalGeneration):
 		return kerr.IllegalGeneration.Code
 	case errors.Is(err, metastore.ErrUnknownTopicOrPartition), errors.Is(err, metastore.ErrUnknownTopic):

@@ -134,16 +134,23 @@ func (m *member) sameSubscription(protocol, protocolType string, ps []kmsg.JoinG
 }
 
 // group is one consumer group. Every field below ops/done is owned by the
-// group's goroutine (run) and touched nowhere else; the exceptions are
-// stateView and typeView, atomic mirrors for metrics and ListGroups.
+// group's goroutine (run) and touched nowhere else; the exception is view,
+// an atomic mirror for metrics and ListGroups.
 type group struct {
 	c    *Coordinator
 	name string
 	ops  chan func(*group) // unbuffered: an accepted op always runs
 	done chan struct{}     // closed when run returns
 
-	stateView atomic.Int32 // mirror of state, -1 while the group does not exist
-	typeView  atomic.Value // string: mirror of protocolType
+	view atomic.Pointer[groupView] // nil while the group does not exist
+
+	// kind is the group's type. A consumer group's state is in cg; the
+	// classic fields below are then unused (a group converts between the
+	// two, see migrate.go). kindShare marks a share group's name: this
+	// coordinator does not run share groups (agent/share does) and only
+	// answers that the group is of another type.
+	kind groupKind
+	cg   *consumerGroup
 
 	loaded bool  // the metastore copy was read (and the group claimed)
 	exists bool  // the group is in the metastore (or about to be)
@@ -185,8 +192,35 @@ func newGroup(c *Coordinator, name string) *group {
 		pending:     make(map[string]*time.Timer),
 		pendingSync: make(map[string]bool),
 	}
-	g.stateView.Store(-1)
 	return g
+}
+
+// groupKind is a group's type as this coordinator handles it.
+type groupKind int8
+
+const (
+	kindClassic groupKind = iota
+	kindConsumer
+	kindShare
+)
+
+// groupView is what metrics and ListGroups read of a running group.
+type groupView struct {
+	state        string
+	protocolType string
+	groupType    string // metastore.GroupType*
+}
+
+// publish updates view from the group's state.
+func (g *group) publish() {
+	switch g.kind {
+	case kindConsumer:
+		g.view.Store(&groupView{state: g.cg.stateName(), protocolType: consumerProtocolType, groupType: metastore.GroupTypeConsumer})
+	case kindShare:
+		g.view.Store(nil)
+	default:
+		g.view.Store(&groupView{state: g.state.String(), protocolType: g.protocolType, groupType: metastore.GroupTypeClassic})
+	}
 }
 
 // run owns the group until it unloads itself or the coordinator closes.
@@ -197,7 +231,7 @@ func (g *group) run() {
 		select {
 		case op := <-g.ops:
 			g.runOp(op)
-			if !g.gone && g.loaded && !g.exists && len(g.members) == 0 && len(g.pending) == 0 {
+			if !g.gone && g.loaded && (g.kind == kindShare || !g.exists && len(g.members) == 0 && len(g.pending) == 0) {
 				// A name that was only looked at (DescribeGroups of an
 				// unknown group): keep nothing for it.
 				g.gone = true
@@ -245,13 +279,16 @@ func (g *group) shutdown() {
 	}
 	g.stopRebalanceTimer()
 	g.stopSyncTimer()
-	g.stateView.Store(-1)
+	if g.cg != nil {
+		g.cg.stopTimers()
+	}
+	g.view.Store(nil)
 }
 
 // setState moves the state machine and its metrics mirror.
 func (g *group) setState(s state) {
 	g.state = s
-	g.stateView.Store(int32(s))
+	g.publish()
 	if h := g.c.stateHook; h != nil {
 		h(g.name, s.String())
 	}

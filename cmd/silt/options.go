@@ -72,7 +72,8 @@ type options struct {
 	metastore string // agent
 	bucket    string // agent
 
-	sec securityOptions // listeners, TLS, SASL, ACLs, connection limits (security.go)
+	sec    securityOptions // listeners, TLS, SASL, ACLs, connection limits (security.go)
+	groups groupOptions    // KIP-848 and share-group defaults (groups.go)
 
 	// source says where each set flag's value came from ("--name" or
 	// "SILT_NAME"), so errors name what the operator actually wrote.
@@ -154,6 +155,7 @@ func parseOptions(mode string, args []string, lookup func(string) (string, bool)
 	fs.DurationVar(&o.txnIDExpiration, "transactional-id-expiration", tdef.IDExpiration, "transactional ids unused this `duration` are forgotten (Kafka's transactional.id.expiration.ms)")
 	fs.IntVar(&o.txnMaxPartitions, "transaction-max-partitions", tdef.MaxPartitions, "partitions and groups one transaction may hold, and offsets it may stage (its end writes a marker into each partition in one metastore transaction)")
 	o.sec.addSecurityFlags(fs, str)
+	o.groups.addGroupFlags(fs, str)
 	str(&o.logFormat, "log-format", logFormatDef, "log `format`: text or json")
 	str(&o.logLevel, "log-level", "info", "log `level`: debug, info, warn or error")
 	if mode == "dev" {
@@ -305,6 +307,7 @@ func (o options) validate() error {
 		bad("log-level", "%v", err)
 	}
 	errs = append(errs, o.validateSecurity()...)
+	errs = append(errs, o.validateGroups()...)
 	switch o.mode {
 	case "dev":
 		if o.dataDir == "" {

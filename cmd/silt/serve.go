@@ -227,6 +227,7 @@ func agentConfig(ctx context.Context, o options) (agent.Config, error) {
 		cacheDir = filepath.Join(o.dataDir, "cache")
 	}
 	applyTuning(&cfg, o, cacheDir)
+	applyGroups(&cfg, o)
 	if err := applySecurity(&cfg, o); err != nil {
 		return cfg, err
 	}

@@ -12,16 +12,36 @@ import (
 	"github.com/siltdata/silt/metastore"
 )
 
+// groupUpsert is the upsert of a group row from $1 (name) and $3-$7; it
+// does not replace a group of the other kind (share against classic or
+// consumer). %s is the FROM clause of its input ("" or "FROM owner").
+const groupUpsert = `INSERT INTO groups (name, state, protocol_type, group_type, generation, data)
+		SELECT $1, $3, $4, $5, $6, $7 %s
+		ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type,
+			group_type = excluded.group_type, generation = excluded.generation, data = excluded.data
+		WHERE (groups.group_type = 'share') = (excluded.group_type = 'share')
+		RETURNING 1`
+
 // SaveGroup implements metastore.Store.
 func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) error {
-	_, err := s.pool.Exec(ctx, `INSERT INTO groups (name, state, protocol_type, generation, data) VALUES ($1, $2, $3, $4, $5)
-		ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type,
-			generation = excluded.generation, data = excluded.data`,
-		g.Name, g.State, g.ProtocolType, g.Generation, g.Data)
+	var saved bool
+	err := s.pool.QueryRow(ctx, `WITH up AS (`+fmt.Sprintf(groupUpsert, "FROM (SELECT $2::bigint) AS owner")+`) SELECT EXISTS (SELECT 1 FROM up)`,
+		g.Name, nil, g.State, g.ProtocolType, groupType(g.Type), g.Generation, g.Data).Scan(&saved)
 	if err != nil {
 		return fmt.Errorf("save group %s: %w", g.Name, err)
 	}
+	if !saved {
+		return fmt.Errorf("save group %s as %s: %w", g.Name, groupType(g.Type), metastore.ErrGroupTypeConflict)
+	}
 	return nil
+}
+
+// groupType is t, or classic for "".
+func groupType(t string) string {
+	if t == "" {
+		return metastore.GroupTypeClassic
+	}
+	return t
 }
 
 // LoadGroup implements metastore.Store.
@@ -34,8 +54,8 @@ func loadGroup(ctx context.Context, q interface {
 	QueryRow(context.Context, string, ...any) pgx.Row
 }, name string) (metastore.Group, bool, error) {
 	g := metastore.Group{Name: name}
-	err := q.QueryRow(ctx, `SELECT state, protocol_type, generation, data FROM groups WHERE name = $1`, name).
-		Scan(&g.State, &g.ProtocolType, &g.Generation, &g.Data)
+	err := q.QueryRow(ctx, `SELECT state, protocol_type, group_type, generation, data FROM groups WHERE name = $1`, name).
+		Scan(&g.State, &g.ProtocolType, &g.Type, &g.Generation, &g.Data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return metastore.Group{}, false, nil
 	}
@@ -47,7 +67,7 @@ func loadGroup(ctx context.Context, q interface {
 
 // Groups implements metastore.Store.
 func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
-	rows, err := s.pool.Query(ctx, `SELECT name, state, protocol_type, generation, data FROM groups ORDER BY name`)
+	rows, err := s.pool.Query(ctx, `SELECT name, state, protocol_type, group_type, generation, data FROM groups ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -55,7 +75,7 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
 	var out []metastore.Group
 	for rows.Next() {
 		var g metastore.Group
-		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Generation, &g.Data); err != nil {
+		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Type, &g.Generation, &g.Data); err != nil {
 			return nil, err
 		}
 		out = append(out, g)
@@ -65,13 +85,26 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
 
 // DeleteGroup implements metastore.Store.
 func (s *Store) DeleteGroup(ctx context.Context, name string) error {
-	return s.tx(ctx, func(tx pgx.Tx) error {
-		if _, err := tx.Exec(ctx, `DELETE FROM offsets WHERE group_name = $1`, name); err != nil {
-			return err
-		}
-		_, err := tx.Exec(ctx, `DELETE FROM groups WHERE name = $1`, name)
+	return s.tx(ctx, func(tx pgx.Tx) error { return deleteGroup(ctx, tx, name) })
+}
+
+// deleteGroup deletes a classic or consumer group and its offsets; a share
+// group of that name is left alone (DeleteOwnedShareGroup deletes those).
+func deleteGroup(ctx context.Context, tx pgx.Tx, name string) error {
+	var isShare bool
+	err := tx.QueryRow(ctx, `SELECT group_type = 'share' FROM groups WHERE name = $1`, name).Scan(&isShare)
+	switch {
+	case errors.Is(err, pgx.ErrNoRows):
+	case err != nil:
 		return err
-	})
+	case isShare:
+		return nil
+	}
+	if _, err := tx.Exec(ctx, `DELETE FROM offsets WHERE group_name = $1`, name); err != nil {
+		return err
+	}
+	_, err = tx.Exec(ctx, `DELETE FROM groups WHERE name = $1`, name)
+	return err
 }
 
 func tpArrays(tps []metastore.TopicPartition) ([]pgtype.UUID, []int32) {

@@ -53,17 +53,26 @@ func fenced(name string, epoch int64) error {
 
 // SaveOwnedGroup implements metastore.GroupOwnership.
 func (s *Store) SaveOwnedGroup(ctx context.Context, epoch int64, g metastore.Group) error {
-	tag, err := s.pool.Exec(ctx, `WITH `+fmt.Sprintf(ownerCTE, "$2")+`
-		INSERT INTO groups (name, state, protocol_type, generation, data)
-		SELECT $1, $3, $4, $5, $6 FROM owner
-		ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type,
-			generation = excluded.generation, data = excluded.data`,
-		g.Name, epoch, g.State, g.ProtocolType, g.Generation, g.Data)
-	if err != nil {
-		return fmt.Errorf("save group %s: %w", g.Name, err)
+	if g.Type == metastore.GroupTypeShare {
+		return fmt.Errorf("save group %s: %w", g.Name, metastore.ErrGroupTypeConflict)
 	}
-	if tag.RowsAffected() == 0 {
+	return s.saveOwned(ctx, ownerCTE, epoch, g)
+}
+
+// saveOwned saves g if the owner row the CTE selects (ownerCTE or
+// shareOwnerCTE) holds epoch.
+func (s *Store) saveOwned(ctx context.Context, cte string, epoch int64, g metastore.Group) error {
+	var owned, saved bool
+	err := s.pool.QueryRow(ctx, `WITH `+fmt.Sprintf(cte, "$2")+`, up AS (`+fmt.Sprintf(groupUpsert, "FROM owner")+`)
+		SELECT EXISTS (SELECT 1 FROM owner), EXISTS (SELECT 1 FROM up)`,
+		g.Name, epoch, g.State, g.ProtocolType, groupType(g.Type), g.Generation, g.Data).Scan(&owned, &saved)
+	switch {
+	case err != nil:
+		return fmt.Errorf("save group %s: %w", g.Name, err)
+	case !owned:
 		return fenced(g.Name, epoch)
+	case !saved:
+		return fmt.Errorf("save group %s as %s: %w", g.Name, groupType(g.Type), metastore.ErrGroupTypeConflict)
 	}
 	return nil
 }
@@ -111,11 +120,7 @@ func (s *Store) DeleteOwnedGroup(ctx context.Context, name string, epoch int64) 
 		if err != nil {
 			return err
 		}
-		if _, err := tx.Exec(ctx, `DELETE FROM offsets WHERE group_name = $1`, name); err != nil {
-			return err
-		}
-		_, err = tx.Exec(ctx, `DELETE FROM groups WHERE name = $1`, name)
-		return err
+		return deleteGroup(ctx, tx, name)
 	})
 }
 

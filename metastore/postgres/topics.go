@@ -71,6 +71,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 		if _, err := tx.Exec(ctx, `DELETE FROM producer_state WHERE partition_id IN (SELECT id FROM partitions WHERE topic_id = $1)`, id); err != nil {
 			return err
 		}
+		if _, err := tx.Exec(ctx, `DELETE FROM share_partitions WHERE topic_id = $1`, id); err != nil {
+			return err
+		}
 		_, err = tx.Exec(ctx, `DELETE FROM offsets WHERE topic_id = $1`, id)
 		return err
 	})

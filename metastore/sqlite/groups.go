@@ -15,12 +15,29 @@ func (s *Store) SaveGroup(ctx context.Context, g metastore.Group) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return saveGroup(ctx, tx, g) })
 }
 
+// saveGroup upserts g, unless the name holds a group of the other kind
+// (share against classic or consumer): ErrGroupTypeConflict.
 func saveGroup(ctx context.Context, tx *sql.Tx, g metastore.Group) error {
-	_, err := tx.ExecContext(ctx, `INSERT INTO groups (name, state, protocol_type, generation, data) VALUES (?, ?, ?, ?, ?)
+	res, err := tx.ExecContext(ctx, `INSERT INTO groups (name, state, protocol_type, group_type, generation, data) VALUES (?, ?, ?, ?, ?, ?)
 		ON CONFLICT (name) DO UPDATE SET state = excluded.state, protocol_type = excluded.protocol_type,
-			generation = excluded.generation, data = excluded.data`,
-		g.Name, g.State, g.ProtocolType, g.Generation, g.Data)
-	return err
+			group_type = excluded.group_type, generation = excluded.generation, data = excluded.data
+		WHERE (groups.group_type = 'share') = (excluded.group_type = 'share')`,
+		g.Name, g.State, g.ProtocolType, groupType(g.Type), g.Generation, g.Data)
+	if err != nil {
+		return err
+	}
+	if n, err := res.RowsAffected(); err != nil || n == 0 {
+		return errors.Join(err, fmt.Errorf("save group %s as %s: %w", g.Name, groupType(g.Type), metastore.ErrGroupTypeConflict))
+	}
+	return nil
+}
+
+// groupType is t, or classic for "".
+func groupType(t string) string {
+	if t == "" {
+		return metastore.GroupTypeClassic
+	}
+	return t
 }
 
 // LoadGroup implements metastore.Store.
@@ -32,8 +49,8 @@ func (s *Store) LoadGroup(ctx context.Context, name string) (metastore.Group, bo
 // transaction).
 func loadGroup(ctx context.Context, queryRow func(context.Context, string, ...any) *sql.Row, name string) (metastore.Group, bool, error) {
 	g := metastore.Group{Name: name}
-	err := queryRow(ctx, `SELECT state, protocol_type, generation, data FROM groups WHERE name = ?`, name).
-		Scan(&g.State, &g.ProtocolType, &g.Generation, &g.Data)
+	err := queryRow(ctx, `SELECT state, protocol_type, group_type, generation, data FROM groups WHERE name = ?`, name).
+		Scan(&g.State, &g.ProtocolType, &g.Type, &g.Generation, &g.Data)
 	if errors.Is(err, sql.ErrNoRows) {
 		return metastore.Group{}, false, nil
 	}
@@ -45,7 +62,7 @@ func loadGroup(ctx context.Context, queryRow func(context.Context, string, ...an
 
 // Groups implements metastore.Store.
 func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
-	rows, err := s.r.QueryContext(ctx, `SELECT name, state, protocol_type, generation, data FROM groups ORDER BY name`)
+	rows, err := s.r.QueryContext(ctx, `SELECT name, state, protocol_type, group_type, generation, data FROM groups ORDER BY name`)
 	if err != nil {
 		return nil, err
 	}
@@ -53,7 +70,7 @@ func (s *Store) Groups(ctx context.Context) ([]metastore.Group, error) {
 	var out []metastore.Group
 	for rows.Next() {
 		var g metastore.Group
-		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Generation, &g.Data); err != nil {
+		if err := rows.Scan(&g.Name, &g.State, &g.ProtocolType, &g.Type, &g.Generation, &g.Data); err != nil {
 			return nil, err
 		}
 		out = append(out, g)
@@ -66,11 +83,22 @@ func (s *Store) DeleteGroup(ctx context.Context, name string) error {
 	return s.write(ctx, func(tx *sql.Tx) error { return deleteGroup(ctx, tx, name) })
 }
 
+// deleteGroup deletes a classic or consumer group and its offsets; a share
+// group of that name is left alone (DeleteOwnedShareGroup deletes those).
 func deleteGroup(ctx context.Context, tx *sql.Tx, name string) error {
+	var isShare bool
+	err := tx.QueryRowContext(ctx, `SELECT group_type = 'share' FROM groups WHERE name = ?`, name).Scan(&isShare)
+	switch {
+	case errors.Is(err, sql.ErrNoRows):
+	case err != nil:
+		return err
+	case isShare:
+		return nil
+	}
 	if _, err := tx.ExecContext(ctx, `DELETE FROM offsets WHERE group_name = ?`, name); err != nil {
 		return err
 	}
-	_, err := tx.ExecContext(ctx, `DELETE FROM groups WHERE name = ?`, name)
+	_, err = tx.ExecContext(ctx, `DELETE FROM groups WHERE name = ?`, name)
 	return err
 }
 

@@ -93,6 +93,9 @@ func (s *Store) DeleteTopic(ctx context.Context, name string) error {
 		if _, err := tx.ExecContext(ctx, `DELETE FROM offsets WHERE topic_id = ?`, id); err != nil {
 			return err
 		}
+		if _, err := tx.ExecContext(ctx, `DELETE FROM share_partitions WHERE topic_id = ?`, id); err != nil {
+			return err
+		}
 		_, err = tx.ExecContext(ctx, `DELETE FROM producer_state WHERE partition_id IN (SELECT id FROM partitions WHERE topic_id = ?)`, id)
 		return err
 	})

@@ -161,6 +161,58 @@ def confluent_txn(bootstrap):
     c.close()
     check(offs[0].offset == 3, "committed offset of %s: %s, want 3" % (group, offs[0]))
     for f in admin.delete_topics([topic, src]).values():
+def confluent_848(bootstrap):
+    """librdkafka's KIP-848 consumer (group.protocol=consumer): two
+    consumers share a 4-partition topic, two partitions each, every record
+    read once, commits visible; the group is described as a consumer group;
+    when one closes, the other gets every partition."""
+    from confluent_kafka import Consumer, Producer, ConsumerGroupTopicPartitions
+    from confluent_kafka.admin import AdminClient, NewTopic
+
+    admin = AdminClient({"bootstrap.servers": bootstrap})
+    topic, group = PREFIX + "-confluent848", PREFIX + "-confluent848-group"
+    for f in admin.create_topics([NewTopic(topic, num_partitions=4, replication_factor=1)]).values():
+        f.result(TIMEOUT)
+    n = 80
+    p = Producer({"bootstrap.servers": bootstrap, "enable.idempotence": True, "linger.ms": 5})
+    for i in range(n):
+        p.produce(topic, partition=i % 4, key=b"k%d" % i, value=b"v%d" % i)
+    check(p.flush(TIMEOUT) == 0, "records still queued after flush")
+
+    conf = {"bootstrap.servers": bootstrap, "group.id": group, "group.protocol": "consumer",
+            "auto.offset.reset": "earliest", "enable.auto.commit": False}
+    c1, c2 = Consumer(conf), Consumer(conf)
+    c1.subscribe([topic])
+    c2.subscribe([topic])
+    seen = set()
+    deadline = time.time() + TIMEOUT
+    while time.time() < deadline:
+        for c in (c1, c2):
+            m = c.poll(0.2)
+            if m is None:
+                continue
+            check(m.error() is None, "consume: %s" % m.error())
+            key = (m.partition(), m.offset())
+            check(key not in seen, "record %s read twice" % (key,))
+            seen.add(key)
+            c.commit(message=m, asynchronous=False)
+        if len(seen) == n and len(c1.assignment()) == 2 and len(c2.assignment()) == 2:
+            break
+    a1, a2 = {tp.partition for tp in c1.assignment()}, {tp.partition for tp in c2.assignment()}
+    check(len(seen) == n and len(a1) == 2 and len(a2) == 2 and a1 | a2 == {0, 1, 2, 3},
+          "read %d of %d; assignments %s and %s" % (len(seen), n, a1, a2))
+    desc = admin.describe_consumer_groups([group])[group].result(TIMEOUT)
+    check(str(desc.type).endswith("CONSUMER"), "group type %s" % desc.type)
+    check(len(desc.members) == 2, "members %s" % desc.members)
+    c1.close()
+    deadline = time.time() + TIMEOUT
+    while len(c2.assignment()) != 4:
+        c2.poll(0.2)
+        check(time.time() < deadline, "after c1 closed c2 has %s" % c2.assignment())
+    c2.close()
+    offs = admin.list_consumer_group_offsets([ConsumerGroupTopicPartitions(group)])[group].result(TIMEOUT)
+    check(sum(tp.offset for tp in offs.topic_partitions) == n, "committed offsets %s" % offs.topic_partitions)
+    for f in admin.delete_topics([topic]).values():
         f.result(TIMEOUT)
 
 
@@ -271,6 +323,7 @@ def kafka_python(bootstrap):
 CHECKS = {
     "confluent-kafka": confluent,
     "confluent-kafka-transactions": confluent_txn,
+    "confluent-kafka-848": confluent_848,
     "aiokafka": aiokafka,
     "kafka-python": kafka_python,
 }

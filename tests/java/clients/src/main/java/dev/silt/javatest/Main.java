@@ -42,14 +42,18 @@ public final class Main {
         m.put("streams-compacted-restore", CompactionChecks::streamsCompactedRestore);
         m.put("transactional-producer", TxnChecks::producer);
         m.put("streams-exactly-once", TxnChecks::streamsExactlyOnce);
+        m.put("consumer-protocol", GroupProtocolChecks::consumerProtocol);
+        m.put("share-consumer", GroupProtocolChecks::shareConsumer);
         return m;
     }
 
     /**
      * Checks that run only when named: they need a broker configured for
-     * them (streams-compacted-restore: one that compacts promptly).
+     * them (streams-compacted-restore: one that compacts promptly) or
+     * kafka-clients 4.x (consumer-protocol, share-consumer), while the
+     * driver's default run is shared by every client line.
      */
-    static final java.util.Set<String> optIn = java.util.Set.of("streams-compacted-restore");
+    static final java.util.Set<String> optIn = java.util.Set.of("streams-compacted-restore", "consumer-protocol", "share-consumer");
 
     public static void main(String[] args) throws Exception {
         if (args.length >= 1 && args[0].equals("cli")) {
