@@ -23,8 +23,8 @@ import (
 
 	"github.com/siltdata/silt/agent/group"
 	"github.com/siltdata/silt/agent/ingest"
-	"github.com/siltdata/silt/agent/txn"
 	"github.com/siltdata/silt/agent/share"
+	"github.com/siltdata/silt/agent/txn"
 	"github.com/siltdata/silt/auth/acl"
 	"github.com/siltdata/silt/auth/sasl"
 	"github.com/siltdata/silt/auth/tlsconf"

@@ -161,6 +161,9 @@ def confluent_txn(bootstrap):
     c.close()
     check(offs[0].offset == 3, "committed offset of %s: %s, want 3" % (group, offs[0]))
     for f in admin.delete_topics([topic, src]).values():
+        f.result(TIMEOUT)
+
+
 def confluent_848(bootstrap):
     """librdkafka's KIP-848 consumer (group.protocol=consumer): two
     consumers share a 4-partition topic, two partitions each, every record
