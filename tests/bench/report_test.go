@@ -35,7 +35,7 @@ var (
 	profileFlag = flag.String("profile", "", "write a CPU profile of every silt phase (from the agent's /debug/pprof) into this `directory`")
 	binFlag     = flag.String("silt-bin", "", "run this silt `binary` instead of building cmd/silt (before/after comparisons of another commit's build)")
 	phasesFlag  = flag.String("phases", "", "run only the phases whose name matches this `regexp` (for experiments; the tables show what ran)")
-	systemsFlag = flag.String("systems", "kfake,dev,agent,agent-json", "comma-separated systems to measure (kfake, dev, agent, agent-json); the raw stores are measured with dev (FS) and agent (S3)")
+	systemsFlag = flag.String("systems", "kfake,kafka,dev,agent,agent-json", "comma-separated systems to measure (kfake, kafka, dev, agent, agent-json); the raw stores are measured with dev (FS) and agent (S3)")
 )
 
 const gib = 1 << 30
@@ -186,6 +186,10 @@ func TestReport(t *testing.T) {
 	if want["kfake"] {
 		logger.Info("system: kfake")
 		systems = append(systems, runKfake(t, p, base, kfakePhases(clients)))
+	}
+	if want["kafka"] {
+		logger.Info("system: Apache Kafka")
+		systems = append(systems, runKafka(t, p, base, kfakePhases(clients)))
 	}
 	if want["dev"] {
 		logger.Info("system: silt dev")

@@ -15,6 +15,7 @@ import (
 
 	"github.com/siltdata/silt/tests/bench/loadgen"
 	"github.com/siltdata/silt/tests/bench/siltproc"
+	"github.com/siltdata/silt/tests/harness"
 )
 
 // phaseResult is what one phase measured: a produce phase (load, with or
@@ -212,6 +213,25 @@ func selected(t *testing.T, phases []phase) []phase {
 		}
 	}
 	return out
+}
+
+// runKafka measures a real Apache Kafka broker (one node in KRaft mode,
+// from the Maven Central jars, its log on the local disk) under the same
+// load and phases as kfake: the system silt stands in for. Its CPU is the
+// broker JVM's.
+func runKafka(t *testing.T, p params, base loadgen.Config, phases []phase) *system {
+	b := harness.StartKafka(t)
+	cfg := base
+	cfg.Brokers = []string{b.Addr}
+	s := &system{name: "Apache Kafka " + b.Version, payload: base.Payload}
+	probe := loadgen.Probe{PID: b.Pid}
+	for _, ph := range selected(t, phases) {
+		t.Logf("%s: phase %s", s.name, ph.name)
+		r := ph.run(&phaseEnv{t: t, p: p, cfg: cfg, probe: probe, sys: s})
+		r.name = ph.name
+		s.phases = append(s.phases, r)
+	}
+	return s
 }
 
 // runKfake measures franz-go's in-memory kfake under the same load: the
