@@ -14,7 +14,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/twmb/franz-go/pkg/kmsg"
-	"go.uber.org/goleak"
 
 	"github.com/siltdata/silt/agent/ingest"
 	"github.com/siltdata/silt/metastore"
@@ -22,9 +21,10 @@ import (
 	"github.com/siltdata/silt/segment"
 	"github.com/siltdata/silt/segment/objstore"
 	"github.com/siltdata/silt/segment/segmenttest"
+	"github.com/siltdata/silt/tests/harness"
 )
 
-func TestMain(m *testing.M) { goleak.VerifyTestMain(m) }
+func TestMain(m *testing.M) { os.Exit(harness.RunCheckingLeaks(m)) }
 
 // countingBucket counts GetRange calls and can hold them until release
 // is closed, reporting each held call on entered.
@@ -66,13 +66,19 @@ type env struct {
 
 func newEnv(t testing.TB) *env {
 	t.Helper()
-	ctx := context.Background()
-	dir := t.TempDir()
-	st, err := sqlite.Open(ctx, filepath.Join(dir, "meta.db"), nil)
+	st, err := sqlite.Open(context.Background(), filepath.Join(t.TempDir(), "meta.db"), nil)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { st.Close() })
+	return newEnvOn(t, st)
+}
+
+// newEnvOn is newEnv on the metastore st.
+func newEnvOn(t testing.TB, st metastore.Backend) *env {
+	t.Helper()
+	ctx := context.Background()
+	dir := t.TempDir()
 	fs, err := objstore.NewFS(filepath.Join(dir, "bucket"))
 	if err != nil {
 		t.Fatal(err)

@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/siltdata/silt/metastore"
+	"github.com/siltdata/silt/metastore/postgres"
+	"github.com/siltdata/silt/tests/harness"
 )
 
 // countingStore counts single-partition and bulk index lookups.
@@ -126,5 +128,74 @@ func TestReadManyStopsAtBudget(t *testing.T) {
 	r.ReadMany(t.Context(), parts, 0, 1<<30, time.Now().Add(5*time.Second))
 	if !parts[0].Ready || !IsOutOfRange(parts[0].Err) || parts[0].Offsets.HighWatermark != 15 {
 		t.Fatalf("out of range: %+v", parts[0])
+	}
+}
+
+// TestReadManyNeverSkipsAnEntry reads, through each backend, a partition
+// whose entries differ in size (as once the janitor has compacted part of
+// it) with a byte budget that one large entry does not fit but the small
+// ones after it would: the answer must stop before the large entry, never
+// jump over it. The fault suite found agents on Postgres serving such
+// jumps (a delete-policy partition has no gaps; clients took them as one
+// and skipped the records).
+func TestReadManyNeverSkipsAnEntry(t *testing.T) {
+	for _, name := range []string{"sqlite", "postgres"} {
+		t.Run(name, func(t *testing.T) {
+			var e *env
+			if name == "sqlite" {
+				e = newEnv(t)
+			} else {
+				st, err := postgres.Open(t.Context(), harness.Postgres(t), nil)
+				if err != nil {
+					t.Fatal(err)
+				}
+				t.Cleanup(func() { st.Close() })
+				e = newEnvOn(t, st)
+			}
+			e.produce(t, 0, 1, 1, 200, 1, 1)
+			entries, _, err := e.store.Batches(t.Context(), e.tp(0), 0, 1<<30)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(entries) != 5 || entries[2].Len < 4*(entries[0].Len+entries[3].Len) {
+				t.Fatalf("entries %+v: want five, the middle one large", entries)
+			}
+			// The two before the large one and the one after it fit.
+			budget := int64(entries[0].Len + entries[1].Len + entries[3].Len)
+			cfg := DefaultConfig()
+			cfg.PrefetchChunks = 0
+			r := newReader(t, e, cfg)
+			parts := []*PartRead{{TP: e.tp(0), Offset: 0, MaxBytes: budget}}
+			r.ReadMany(t.Context(), parts, 0, 1<<30, time.Now().Add(10*time.Second))
+			if p := parts[0]; !p.Ready || p.Err != nil {
+				t.Fatalf("ReadMany: ready %v, err %v", p.Ready, p.Err)
+			}
+			batches, _ := parse(t, parts[0].Records)
+			next := int64(0)
+			for _, b := range batches {
+				if b.FirstOffset != next {
+					t.Fatalf("batch at offset %d after offset %d: offsets %d-%d skipped", b.FirstOffset, next-1, next, b.FirstOffset-1)
+				}
+				next = b.FirstOffset + int64(b.LastOffsetDelta) + 1
+			}
+			if next != 2 {
+				t.Fatalf("read up to offset %d, want the two entries before the large one (up to 2)", next)
+			}
+			// The cached runs must not hold a jump either: read on.
+			for next < 204 { // the high watermark
+				parts = []*PartRead{{TP: e.tp(0), Offset: next, MaxBytes: budget}}
+				r.ReadMany(t.Context(), parts, 0, 1<<30, time.Now().Add(10*time.Second))
+				if p := parts[0]; !p.Ready || p.Err != nil || len(p.Records) == 0 {
+					t.Fatalf("ReadMany at %d: ready %v, err %v, %d bytes", next, p.Ready, p.Err, len(p.Records))
+				}
+				batches, _ := parse(t, parts[0].Records)
+				for _, b := range batches {
+					if b.FirstOffset > next {
+						t.Fatalf("batch at offset %d after offset %d: offsets skipped", b.FirstOffset, next-1)
+					}
+					next = b.FirstOffset + int64(b.LastOffsetDelta) + 1
+				}
+			}
+		})
 	}
 }

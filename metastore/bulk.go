@@ -8,9 +8,12 @@ import "context"
 // grow by a round trip per partition.
 type BulkReads interface {
 	// BatchesMany is Batches for many partitions at once: results[i]
-	// answers queries[i]. A partition's answer may hold fewer entries
-	// than Batches would (at most BulkBatches), but always the entry
-	// holding the offset when there is one. Unknown partitions answer
+	// answers queries[i]. A partition's answer is a prefix of what
+	// Batches would answer: it may hold fewer entries (at most
+	// BulkBatches), but always the entry holding the offset when there
+	// is one, and it ends at the first entry that does not fit MaxBytes
+	// (never leaving one out to take a smaller one after it: readers
+	// serve the entries as consecutive). Unknown partitions answer
 	// ErrUnknownTopicOrPartition in their result; an error return means
 	// the store failed.
 	BatchesMany(ctx context.Context, queries []BatchesQuery) ([]BatchesResult, error)

@@ -194,6 +194,14 @@ func (s *Store) BatchesMany(ctx context.Context, queries []metastore.BatchesQuer
 	out := make([]metastore.BatchesResult, n)
 	found := make([]bool, n)
 	sums := make([]int64, n)
+	// full[i]: an entry of partition i did not fit, so its answer ends
+	// there. The rows of all partitions come in one result set, so the
+	// scan cannot stop as Batches does; it must skip the partition's
+	// remaining rows, or a smaller entry after the one that did not fit
+	// would join the answer and the fetch would jump over the offsets
+	// between them (entries differ in size by thousands of times once the
+	// janitor has compacted part of a partition).
+	full := make([]bool, n)
 	rows, err := s.pool.Query(ctx, `SELECT u.ord::integer, `+offsetsColumns+`,
 			coalesce(b.base_offset, -1), coalesce(b.last_offset, -1), coalesce(b.max_timestamp, -1),
 			coalesce(b.key, ''), coalesce(b.chunk_offset, 0), coalesce(b.chunk_length, 0), coalesce(b.pos, 0), coalesce(b.len, 0)
@@ -224,7 +232,11 @@ func (s *Store) BatchesMany(ctx context.Context, queries []metastore.BatchesQuer
 		r := &out[i]
 		found[i] = true
 		r.Offsets = o
-		if b.BaseOffset < 0 || len(r.Batches) > 0 && sums[i]+int64(b.Len) > queries[i].MaxBytes {
+		if b.BaseOffset < 0 || full[i] {
+			continue
+		}
+		if len(r.Batches) > 0 && sums[i]+int64(b.Len) > queries[i].MaxBytes {
+			full[i] = true
 			continue
 		}
 		r.Batches = append(r.Batches, b)

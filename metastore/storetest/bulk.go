@@ -58,6 +58,8 @@ func testBulkReads(t *testing.T, s metastore.Backend) {
 		t.Fatalf("bulk answers %d, %+v, %d entries", len(res[0].Batches), res[1].Batches, len(res[2].Batches))
 	}
 
+	testBulkMixedSizes(t, s)
+
 	tps := []metastore.TopicPartition{tp(2), tp(1), ghost, tp(0), tp(7)}
 	offs, err := s.OffsetsMany(c, tps)
 	must(t, "OffsetsMany", err)
@@ -72,5 +74,43 @@ func testBulkReads(t *testing.T, s metastore.Backend) {
 	}
 	if r, err := s.OffsetsMany(c, nil); err != nil || len(r) != 0 {
 		t.Fatalf("OffsetsMany(nil) = %v, %v", r, err)
+	}
+}
+
+// testBulkMixedSizes checks BatchesMany on entries of very different
+// sizes, as a partition has once the janitor compacted some of it (a
+// compacted chunk's entry holds megabytes, a produce segment's one batch):
+// an entry that does not fit ends the partition's answer, so the answer is
+// contiguous. Were a smaller entry after it taken, the fetch would serve
+// the records on both sides of the one left out, and the reader would skip
+// its offsets without an error.
+func testBulkMixedSizes(t *testing.T, s metastore.Backend) {
+	c := ctx(t)
+	top := createTopic(t, s, "mixed", 1)
+	tp := metastore.TopicPartition{Topic: top.ID}
+	for i, length := range []int32{100, 100, 1000, 100, 100, 2000, 100} {
+		commit(t, s, fmt.Sprint("mixed", i), batch(tp, 10, int64(i), length))
+	}
+	for _, q := range []metastore.BatchesQuery{
+		{TopicPartition: tp, Offset: 0, MaxBytes: 300},   // ends before the large entry, which the next would fit after
+		{TopicPartition: tp, Offset: 30, MaxBytes: 300},  // the same before the largest
+		{TopicPartition: tp, Offset: 0, MaxBytes: 1300},  // takes the large entry, ends before the largest
+		{TopicPartition: tp, Offset: 25, MaxBytes: 150},  // the large entry alone (at least one)
+		{TopicPartition: tp, Offset: 35, MaxBytes: 2150}, // from inside an entry, ends before the largest
+	} {
+		res, err := s.BatchesMany(c, []metastore.BatchesQuery{q})
+		must(t, "BatchesMany", err)
+		got := res[0].Batches
+		for i := 1; i < len(got); i++ {
+			if got[i].BaseOffset != got[i-1].LastOffset+1 {
+				t.Fatalf("BatchesMany from %d within %d bytes: entry [%d, %d] after [%d, %d]: offsets skipped",
+					q.Offset, q.MaxBytes, got[i].BaseOffset, got[i].LastOffset, got[i-1].BaseOffset, got[i-1].LastOffset)
+			}
+		}
+		want, _, err := s.Batches(c, tp, q.Offset, q.MaxBytes)
+		must(t, "Batches", err)
+		if fmt.Sprint(got) != fmt.Sprint(want) {
+			t.Fatalf("BatchesMany from %d within %d bytes: entries\n%+v\nwant (Batches)\n%+v", q.Offset, q.MaxBytes, got, want)
+		}
 	}
 }
