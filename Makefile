@@ -58,13 +58,14 @@ faults: test-deps
 ## bench: the benchmark report (~3 min): raw MinIO and filesystem limits, kfake,
 ## silt dev and silt agent under one load; writes tests/bench/results/latest.md;
 ## then the storage lifecycle's (~10 min: log compaction, replay after
-## compaction, a 10,000-partition topic): tests/bench/results/lifecycle.md
+## compaction, a 10,000-partition topic): tests/bench/results/lifecycle.md;
+## and transactions (~2 min): tests/bench/results/transactions.md
 bench: test-deps
-	$(GO) test -run='^(TestReport|TestLifecycleReport)$$' -v -count=1 -timeout=60m ./tests/bench -args -report
+	$(GO) test -run='^(TestReport|TestLifecycleReport|TestTxnReport)$$' -v -count=1 -timeout=60m ./tests/bench -args -report
 
 ## bench-full: the full report (30 s phases, 2 GiB cold replay; ~10 min)
 bench-full: test-deps
-	$(GO) test -run='^(TestReport|TestLifecycleReport)$$' -v -count=1 -timeout=90m ./tests/bench -args -report -full
+	$(GO) test -run='^(TestReport|TestLifecycleReport|TestTxnReport)$$' -v -count=1 -timeout=90m ./tests/bench -args -report -full
 
 ## bench-micro: the Go micro benchmarks (segment codec, metastore, read path, ...)
 bench-micro: test-deps
