@@ -7,6 +7,7 @@ package bench
 // MinIO; writes results/transactions.md.
 
 import (
+	"context"
 	"fmt"
 	"os"
 	"path/filepath"
@@ -47,7 +48,9 @@ func TestTxnReport(t *testing.T) {
 	pr := produce(t, a, randomPool(t), produceSpec{topic: topic, valueSize: 1024, bytes: size, producers: 4, spread: true})
 	read := func(committed bool) (loadgen.ConsumeResult, float64) {
 		before, _ := loadgen.CPUSeconds(a.proc.PID)
-		r, err := loadgen.Consume(ctx, loadgen.ConsumeConfig{Brokers: []string{a.proc.Kafka}, Topic: topic,
+		rctx, cancel := context.WithTimeout(ctx, 5*time.Minute)
+		defer cancel()
+		r, err := loadgen.Consume(rctx, loadgen.ConsumeConfig{Brokers: []string{a.proc.Kafka}, Topic: topic,
 			StopAfterBytes: pr.bytes, ReadCommitted: committed})
 		if err != nil || r.Bytes < pr.bytes {
 			t.Fatalf("read %s (read_committed %v): %d of %d bytes: %v", topic, committed, r.Bytes, pr.bytes, err)
