@@ -97,6 +97,29 @@ func (g *group) txnCommit(generation int32, memberID string, instanceID *string,
 		return errorCode(err)
 	}
 	stage.Generation = -1
+	switch g.kind {
+	case kindShare:
+		return kerr.GroupIDNotFound.Code
+	case kindConsumer:
+		// Kafka's ConsumerGroup.validateOffsetCommit for a transactional
+		// commit: a member at its current epoch (no OffsetCommit version
+		// rule applies); the claim fences the write, the member epoch is
+		// not a stored generation.
+		if code := g.cg.validateCommit(9, generation, memberID); code != 0 {
+			return code
+		}
+	default:
+		if code := g.validateClassicTxn(generation, memberID, instanceID, &stage); code != 0 {
+			return code
+		}
+	}
+	return g.stageTxn(stage, version)
+}
+
+// validateClassicTxn validates a transactional commit to a classic group
+// (Kafka's ClassicGroup.validateOffsetCommit) and sets the generation the
+// metastore checks.
+func (g *group) validateClassicTxn(generation int32, memberID string, instanceID *string, stage *metastore.TxnOffsetsRequest) int16 {
 	if generation >= 0 || memberID != "" || instanceID != nil {
 		if !g.exists && generation >= 0 {
 			return kerr.IllegalGeneration.Code
@@ -109,6 +132,12 @@ func (g *group) txnCommit(generation int32, memberID string, instanceID *string,
 		}
 		stage.Generation = generation
 	}
+	return 0
+}
+
+// stageTxn stages a validated transactional commit's offsets under the
+// group's claim.
+func (g *group) stageTxn(stage metastore.TxnOffsetsRequest, version int16) int16 {
 	if !g.exists {
 		// A group comes into being with its first commit, as Kafka's
 		// coordinator creates it for a transactional one.

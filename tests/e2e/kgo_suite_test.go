@@ -26,7 +26,7 @@ var kgoUnbuilt = []struct {
 // them go unnoticed): SCRAM, transactions, the KIP-848 consumer groups and the share
 // groups.
 var kgoMustPass = []string{
-	"TestConsumeRegex", "TestGroupETL", "TestTxnEtl", "TestSCRAMAuth", "TestSCRAMAuthBadCredentials",
+	"TestConsumeRegex", "TestGroupETL", "TestTxnEtl", "TestTxnEtl/range/848", "TestTxnEtl/sticky/848/static", "TestSCRAMAuth", "TestSCRAMAuthBadCredentials",
 	"TestGroupSimple/848", "TestGroupETL/range/848", "TestGroupETL/sticky/848", "TestGroupETL/sticky/848/static",
 	"Test848RegexBrokerResolves",
 	"TestShareGroup", "TestShareGroupETL", "TestShareGroupAckOnClose", "TestShareGroupOffsetsAdmin",
